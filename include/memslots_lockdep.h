@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The memslots lock validator: lockdep for userspace.  The library annotates
+ * its own locks with it; an embedder annotates its locks and pseudo-locks the
+ * same way so that dependencies through them are seen.  Off by default; on
+ * through ms_config.lockdep, MEMSLOTS_LOCKDEP=1 or ms_lockdep_enable().  When
+ * off, every annotation costs one predictable branch.  See docs/lockdep.md.
+ */
+#ifndef MEMSLOTS_LOCKDEP_H
+#define MEMSLOTS_LOCKDEP_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum ms_lock_kind {
+	MS_LOCK_SPINLOCK, /* must not sleep while held */
+	MS_LOCK_MUTEX,
+	MS_LOCK_RWSEM, /* writer-preferring: a read is a non-recursive shared hold */
+	MS_LOCK_RWLOCK, /* reads are recursive */
+	MS_LOCK_RCU, /* RCU read side: recursive read, must not sleep */
+	MS_LOCK_PSEUDO, /* a named map, no real lock behind it */
+};
+
+enum ms_lock_mode {
+	MS_LOCK_EXCLUSIVE,
+	MS_LOCK_SHARED, /* non-recursive read: blocks behind a waiting writer */
+	MS_LOCK_SHARED_RECURSIVE, /* recursive read: never blocks behind a writer */
+};
+
+/* One per lock instance; its class is (name, file, line) of the init site. */
+struct ms_lockdep_map {
+	const char *name;
+	enum ms_lock_kind kind;
+	const char *file;
+	unsigned int line;
+	void *class; /* owned by the validator */
+};
+
+/* Where an annotation was made, for reports. */
+struct ms_lockdep_site {
+	const char *func;
+	const char *file;
+	unsigned int line;
+};
+
+#define MS_LOCKDEP_SITE ((struct ms_lockdep_site){ __func__, __FILE__, __LINE__ })
+
+extern bool ms_lockdep_active;
+
+void ms_lockdep_enable(void);
+void ms_lockdep_init_map_at(struct ms_lockdep_map *map, const char *name, enum ms_lock_kind kind,
+			    const char *file, unsigned int line);
+void ms_lockdep_acquire_at(struct ms_lockdep_map *map, enum ms_lock_mode mode, bool trylock,
+			   struct ms_lockdep_site site);
+void ms_lockdep_release_at(struct ms_lockdep_map *map, struct ms_lockdep_site site);
+void ms_lockdep_might_sleep_at(const char *what, struct ms_lockdep_site site);
+/*
+ * Acquiring a lock of class inner while one of class outer is held is a bug
+ * by rule (the seed's: invalidation callbacks must not take the slots lock).
+ */
+void ms_lockdep_forbid_nesting(struct ms_lockdep_map *outer, struct ms_lockdep_map *inner,
+			       const char *rule);
+/* Distinct problems reported so far (each is reported once). */
+unsigned long ms_lockdep_reports(void);
+/* Where reports go; default stderr. */
+void ms_lockdep_set_output(FILE *out);
+
+#define ms_lockdep_init_map(map, name, kind)                                                        \
+	ms_lockdep_init_map_at((map), (name), (kind), __FILE__, __LINE__)
+
+#define ms_lock_acquire(map, mode)                                                                 \
+	do {                                                                                       \
+		if (__builtin_expect(ms_lockdep_active, 0))                                        \
+			ms_lockdep_acquire_at((map), (mode), false, MS_LOCKDEP_SITE);              \
+	} while (0)
+
+#define ms_lock_acquire_try(map, mode)                                                             \
+	do {                                                                                       \
+		if (__builtin_expect(ms_lockdep_active, 0))                                        \
+			ms_lockdep_acquire_at((map), (mode), true, MS_LOCKDEP_SITE);               \
+	} while (0)
+
+#define ms_lock_release(map)                                                                       \
+	do {                                                                                       \
+		if (__builtin_expect(ms_lockdep_active, 0))                                        \
+			ms_lockdep_release_at((map), MS_LOCKDEP_SITE);                             \
+	} while (0)
+
+#define ms_might_sleep(what)                                                                       \
+	do {                                                                                       \
+		if (__builtin_expect(ms_lockdep_active, 0))                                        \
+			ms_lockdep_might_sleep_at((what), MS_LOCKDEP_SITE);                        \
+	} while (0)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMSLOTS_LOCKDEP_H */
