@@ -62,6 +62,23 @@ struct ms_frame_ops {
 	void (*put_frame)(void *opaque, void *frame);
 };
 
+/*
+ * Observation points for tools and tests.  Each runs on the calling thread,
+ * inside the library, and must not call back into it.
+ */
+struct ms_trace_ops {
+	/*
+	 * An invalidation start (end) decided whether [start, end) overlaps a
+	 * memslot (elided: it does not, mmu_lock skipped) while the memslots of
+	 * generation were published.  With a gate, a start and its end see the
+	 * same generation.
+	 */
+	void (*invalidate_start)(void *opaque, uint64_t start, uint64_t end, bool elided,
+				 uint64_t generation);
+	void (*invalidate_end)(void *opaque, uint64_t start, uint64_t end, bool elided,
+			       uint64_t generation);
+};
+
 struct ms_config {
 	unsigned int address_spaces; /* default 2 (x86 KVM with SMM), 1..16 */
 	unsigned int slots_per_space; /* default 32764, 1..32764 */
@@ -70,6 +87,8 @@ struct ms_config {
 	bool lockdep; /* default false: turn the lock validator on (process-wide) */
 	const struct ms_frame_ops *frame_ops; /* default NULL: a frame is the hva */
 	void *frame_opaque;
+	const struct ms_trace_ops *trace_ops; /* default NULL */
+	void *trace_opaque;
 };
 
 struct ms_stats {
@@ -92,6 +111,7 @@ struct ms_stats {
 	int64_t mmu_invalidate_in_progress; /* negative only without a gate */
 	uint64_t in_progress_underflows; /* ends that took the count below 0 */
 	int64_t mn_active_invalidate_count; /* starts without their end yet */
+	uint32_t gate_waiters; /* memslot updates waiting on the gate now */
 	uint64_t change_pte_misuses; /* ms_change_pte outside a start/end pair */
 };
 
