@@ -35,7 +35,7 @@ struct ms_region {
 	uint32_t slot; /* address-space id << 16 | slot id */
 	uint32_t flags;
 	uint64_t guest_phys_addr;
-	uint64_t memory_size; /* bytes; 0 deletes the slot */
+	uint64_t memory_size;	 /* bytes; 0 deletes the slot */
 	uint64_t userspace_addr; /* host address of the first byte */
 };
 
@@ -46,7 +46,7 @@ struct ms_region {
 enum ms_gate {
 	MS_GATE_COUNT, /* the seed: counter under a spinlock, one waiter */
 	MS_GATE_RWSEM, /* rejected: fair rwsem held for read start..end */
-	MS_GATE_NONE, /* no gate: shows the imbalance the gate prevents */
+	MS_GATE_NONE,  /* no gate: shows the imbalance the gate prevents */
 };
 
 struct ms_frame_ops {
@@ -80,11 +80,11 @@ struct ms_trace_ops {
 };
 
 struct ms_config {
-	unsigned int address_spaces; /* default 2 (x86 KVM with SMM), 1..16 */
+	unsigned int address_spaces;  /* default 2 (x86 KVM with SMM), 1..16 */
 	unsigned int slots_per_space; /* default 32764, 1..32764 */
-	enum ms_gate gate; /* default MS_GATE_COUNT */
-	bool no_elision; /* default false: unrelated ranges skip mmu_lock */
-	bool lockdep; /* default false: turn the lock validator on (process-wide) */
+	enum ms_gate gate;	      /* default MS_GATE_COUNT */
+	bool no_elision;	      /* default false: unrelated ranges skip mmu_lock */
+	bool lockdep;		      /* default false: turn the lock validator on (process-wide) */
 	const struct ms_frame_ops *frame_ops; /* default NULL: a frame is the hva */
 	void *frame_opaque;
 	const struct ms_trace_ops *trace_ops; /* default NULL */
@@ -95,24 +95,24 @@ struct ms_stats {
 	uint64_t invalidations_started; /* starts that returned 0 */
 	uint64_t invalidations_ended;
 	uint64_t invalidation_starts_elided; /* starts that skipped mmu_lock */
-	uint64_t invalidation_ends_elided; /* ends that skipped mmu_lock */
-	uint64_t invalidations_refused; /* non-blockable starts that returned -EAGAIN */
+	uint64_t invalidation_ends_elided;   /* ends that skipped mmu_lock */
+	uint64_t invalidations_refused;	     /* non-blockable starts that returned -EAGAIN */
 	uint64_t faults;
 	uint64_t fault_retries;
 	uint64_t entries_zapped;
 	uint64_t entries_present;
 	uint64_t frames_got;
 	uint64_t frames_put;
-	uint64_t memslot_updates; /* ms_set_memory_region calls that changed something */
+	uint64_t memslot_updates;    /* ms_set_memory_region calls that changed something */
 	uint64_t gate_wait_ns_total; /* time updates waited on the gate */
 	uint64_t gate_wait_ns_max;
 	uint64_t generation; /* of the most recently published memslot set */
 	uint64_t mmu_invalidate_seq;
 	int64_t mmu_invalidate_in_progress; /* negative only without a gate */
-	uint64_t in_progress_underflows; /* ends that took the count below 0 */
+	uint64_t in_progress_underflows;    /* ends that took the count below 0 */
 	int64_t mn_active_invalidate_count; /* starts without their end yet */
-	uint32_t gate_waiters; /* memslot updates waiting on the gate now */
-	uint64_t change_pte_misuses; /* ms_change_pte outside a start/end pair */
+	uint32_t gate_waiters;		    /* memslot updates waiting on the gate now */
+	uint64_t change_pte_misuses;	    /* ms_change_pte outside a start/end pair */
 };
 
 struct ms_vm;

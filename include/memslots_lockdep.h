@@ -19,15 +19,15 @@ extern "C" {
 enum ms_lock_kind {
 	MS_LOCK_SPINLOCK, /* must not sleep while held */
 	MS_LOCK_MUTEX,
-	MS_LOCK_RWSEM, /* writer-preferring: a read is a non-recursive shared hold */
+	MS_LOCK_RWSEM,	/* writer-preferring: a read is a non-recursive shared hold */
 	MS_LOCK_RWLOCK, /* reads are recursive */
-	MS_LOCK_RCU, /* RCU read side: recursive read, must not sleep */
+	MS_LOCK_RCU,	/* RCU read side: recursive read, must not sleep */
 	MS_LOCK_PSEUDO, /* a named map, no real lock behind it */
 };
 
 enum ms_lock_mode {
 	MS_LOCK_EXCLUSIVE,
-	MS_LOCK_SHARED, /* non-recursive read: blocks behind a waiting writer */
+	MS_LOCK_SHARED,		  /* non-recursive read: blocks behind a waiting writer */
 	MS_LOCK_SHARED_RECURSIVE, /* recursive read: never blocks behind a writer */
 };
 
@@ -47,7 +47,7 @@ struct ms_lockdep_site {
 	unsigned int line;
 };
 
-#define MS_LOCKDEP_SITE ((struct ms_lockdep_site){ __func__, __FILE__, __LINE__ })
+#define MS_LOCKDEP_SITE ((struct ms_lockdep_site){__func__, __FILE__, __LINE__})
 
 extern bool ms_lockdep_active;
 
@@ -69,31 +69,31 @@ unsigned long ms_lockdep_reports(void);
 /* Where reports go; default stderr. */
 void ms_lockdep_set_output(FILE *out);
 
-#define ms_lockdep_init_map(map, name, kind)                                                        \
+#define ms_lockdep_init_map(map, name, kind) \
 	ms_lockdep_init_map_at((map), (name), (kind), __FILE__, __LINE__)
 
-#define ms_lock_acquire(map, mode)                                                                 \
-	do {                                                                                       \
-		if (__builtin_expect(ms_lockdep_active, 0))                                        \
-			ms_lockdep_acquire_at((map), (mode), false, MS_LOCKDEP_SITE);              \
+#define ms_lock_acquire(map, mode)                                                    \
+	do {                                                                          \
+		if (__builtin_expect(ms_lockdep_active, 0))                           \
+			ms_lockdep_acquire_at((map), (mode), false, MS_LOCKDEP_SITE); \
 	} while (0)
 
-#define ms_lock_acquire_try(map, mode)                                                             \
-	do {                                                                                       \
-		if (__builtin_expect(ms_lockdep_active, 0))                                        \
-			ms_lockdep_acquire_at((map), (mode), true, MS_LOCKDEP_SITE);               \
+#define ms_lock_acquire_try(map, mode)                                               \
+	do {                                                                         \
+		if (__builtin_expect(ms_lockdep_active, 0))                          \
+			ms_lockdep_acquire_at((map), (mode), true, MS_LOCKDEP_SITE); \
 	} while (0)
 
-#define ms_lock_release(map)                                                                       \
-	do {                                                                                       \
-		if (__builtin_expect(ms_lockdep_active, 0))                                        \
-			ms_lockdep_release_at((map), MS_LOCKDEP_SITE);                             \
+#define ms_lock_release(map)                                           \
+	do {                                                           \
+		if (__builtin_expect(ms_lockdep_active, 0))            \
+			ms_lockdep_release_at((map), MS_LOCKDEP_SITE); \
 	} while (0)
 
-#define ms_might_sleep(what)                                                                       \
-	do {                                                                                       \
-		if (__builtin_expect(ms_lockdep_active, 0))                                        \
-			ms_lockdep_might_sleep_at((what), MS_LOCKDEP_SITE);                        \
+#define ms_might_sleep(what)                                                \
+	do {                                                                \
+		if (__builtin_expect(ms_lockdep_active, 0))                 \
+			ms_lockdep_might_sleep_at((what), MS_LOCKDEP_SITE); \
 	} while (0)
 
 #ifdef __cplusplus

@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Memory slots: ms_set_memory_region with KVM's rules, the two memslot sets
+ * of each address space, and lookups by gfn and by host range.
+ *
+ * Each address space has two sets.  Readers see the active one under RCU and
+ * never lock.  An update (under slots_lock) changes the inactive set, makes
+ * it active through the gate (install_new_memslots), waits a grace period,
+ * and applies the same change to the set that is now inactive: every update
+ * is O(log n), nothing is copied.  Delete and move first publish the old slot
+ * marked invalid and zap its entries, so that no vCPU installs an entry for a
+ * slot that is going away; then they publish the final state.
+ *
+ * Locks: slots_lock for the inactive sets, id_to_slot and vm->generation;
+ * the gate around each publish; RCU for readers of the active set.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "rcu.h"
+#include "slot_index.h"
+#include "vm.h"
+
+/* x86-64: the end of the user address space (TASK_SIZE_MAX). */
+#define MS_USER_ADDR_END 0x7ffffffff000ull
+/* KVM_MEM_MAX_NR_PAGES */
+#define MS_MEM_MAX_NR_PAGES ((1ull << 31) - 1)
+/* x86: 52-bit guest physical addresses, so frames below 2^40. */
+#define MS_MAX_GFN_END (1ull << (52 - MS_PAGE_SHIFT))
+
+enum ms_mr_change { MS_MR_CREATE, MS_MR_DELETE, MS_MR_MOVE, MS_MR_FLAGS_ONLY };
+
+uint64_t ms_memslot_gfn_to_hva(const struct ms_memslot *slot, uint64_t gfn)
+{
+	return slot->userspace_addr + ((gfn - slot->base_gfn) << MS_PAGE_SHIFT);
+}
+
+static uint64_t memslot_hva_end(const struct ms_memslot *slot)
+{
+	return slot->userspace_addr + (slot->npages << MS_PAGE_SHIFT);
+}
+
+static struct ms_memslots *active_memslots(struct ms_vm *vm, unsigned int as_id)
+{
+	/* Pairs with the release store in install_new_memslots(). */
+	return atomic_load_explicit(&vm->as[as_id].active, memory_order_acquire);
+}
+
+static struct ms_memslots *inactive_memslots(struct ms_vm *vm, unsigned int as_id)
+{
+	struct ms_address_space *as = &vm->as[as_id];
+
+	return active_memslots(vm, as_id) == &as->sets[0] ? &as->sets[1] : &as->sets[0];
+}
+
+/* The slot holding gfn, invalid ones included; caller is in an RCU read side. */
+const struct ms_memslot *ms_vcpu_gfn_to_memslot(struct ms_vcpu *vcpu, unsigned int as_id,
+						uint64_t gfn)
+{
+	struct ms_memslots *slots = active_memslots(vcpu->vm, as_id);
+	uint64_t gen = atomic_load_explicit(&slots->generation, memory_order_relaxed);
+	const struct ms_memslot *slot = vcpu->last_used_slot[as_id].slot;
+
+	if (slot && vcpu->last_used_slot[as_id].generation == gen && gfn >= slot->base_gfn &&
+	    gfn - slot->base_gfn < slot->npages)
+		return slot;
+	slot = slot_index_find(slots->gfn_index, gfn);
+	if (slot) {
+		vcpu->last_used_slot[as_id].slot = slot;
+		vcpu->last_used_slot[as_id].generation = gen;
+	}
+	return slot;
+}
+
+struct hva_walk {
+	struct ms_vm *vm;
+	uint64_t start, end;
+	ms_hva_slot_fn fn;
+	void *ctx;
+	bool stopped;
+};
+
+static bool hva_walk_visit(void *value, uint64_t start, uint64_t end, void *ctx)
+{
+	struct hva_walk *w = ctx;
+	const struct ms_memslot *slot = value;
+	uint64_t lo = w->start > start ? w->start : start;
+	uint64_t hi = w->end < end ? w->end : end;
+	uint64_t gfn_start = slot->base_gfn + ((lo - start) >> MS_PAGE_SHIFT);
+	uint64_t gfn_end = slot->base_gfn + ((hi - start + MS_PAGE_SIZE - 1) >> MS_PAGE_SHIFT);
+
+	if (!w->fn(w->vm, slot, gfn_start, gfn_end, w->ctx)) {
+		w->stopped = true;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Call fn for every slot, in every address space, whose host range overlaps
+ * [start, end), with the gfns of the overlap.  Caller is in an RCU read side.
+ * False if fn stopped the walk.
+ */
+bool ms_for_each_hva_slot(struct ms_vm *vm, uint64_t start, uint64_t end, ms_hva_slot_fn fn,
+			  void *ctx)
+{
+	struct hva_walk w = {vm, start, end, fn, ctx, false};
+
+	for (unsigned int i = 0; i < vm->cfg.address_spaces && !w.stopped; i++)
+		slot_index_for_each_overlap(active_memslots(vm, i)->hva_index, start, end,
+					    hva_walk_visit, &w);
+	return !w.stopped;
+}
+
+int ms_memslots_init(struct ms_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->cfg.address_spaces; i++) {
+		struct ms_address_space *as = &vm->as[i];
+
+		as->id_to_slot = calloc(vm->cfg.slots_per_space, sizeof(*as->id_to_slot));
+		if (!as->id_to_slot)
+			return -ENOMEM;
+		for (int s = 0; s < 2; s++) {
+			as->sets[s].gfn_index = slot_index_create();
+			as->sets[s].hva_index = slot_index_create();
+			if (!as->sets[s].gfn_index || !as->sets[s].hva_index)
+				return -ENOMEM;
+			/* KVM's scheme: generations of address spaces never collide. */
+			atomic_init(&as->sets[s].generation, i);
+		}
+		atomic_init(&as->active, &as->sets[0]);
+	}
+	return 0;
+}
+
+void ms_memslots_destroy(struct ms_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->cfg.address_spaces; i++) {
+		struct ms_address_space *as = &vm->as[i];
+
+		for (int s = 0; s < 2; s++) {
+			if (as->sets[s].gfn_index)
+				slot_index_destroy(as->sets[s].gfn_index);
+			if (as->sets[s].hva_index)
+				slot_index_destroy(as->sets[s].hva_index);
+		}
+		if (as->id_to_slot)
+			for (unsigned int id = 0; id < vm->cfg.slots_per_space; id++)
+				free(as->id_to_slot[id]);
+		free(as->id_to_slot);
+	}
+}
+
+static int memslots_insert(struct ms_memslots *slots, struct ms_memslot *slot)
+{
+	int r = slot_index_insert(slots->gfn_index, slot->base_gfn, slot->base_gfn + slot->npages,
+				  slot);
+
+	if (r)
+		return r;
+	r = slot_index_insert(slots->hva_index, slot->userspace_addr, memslot_hva_end(slot), slot);
+	if (r)
+		slot_index_remove(slots->gfn_index, slot->base_gfn, slot);
+	return r;
+}
+
+static void memslots_remove(struct ms_memslots *slots, struct ms_memslot *slot)
+{
+	slot_index_remove(slots->gfn_index, slot->base_gfn, slot);
+	slot_index_remove(slots->hva_index, slot->userspace_addr, slot);
+}
+
+/*
+ * Replace old by new (either may be NULL) in one set; unchanged on error.
+ * Insert first: removing never allocates, so nothing needs undoing.
+ */
+static int memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
+			    struct ms_memslot *new)
+{
+	if (new) {
+		int r = memslots_insert(slots, new);
+
+		if (r)
+			return r;
+	}
+	if (old)
+		memslots_remove(slots, old);
+	return 0;
+}
+
+/*
+ * Publish slots as the active set of as_id.  The gate keeps the publish out
+ * of every open invalidation, so that each start and its end see the same
+ * memslots (the seed's install_new_memslots).
+ */
+static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots)
+{
+	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_relaxed) + 1;
+
+	atomic_store_explicit(&slots->generation, gen | MS_MEMSLOT_GEN_UPDATE_IN_PROGRESS,
+			      memory_order_relaxed);
+	ms_gate_update_begin(vm);
+	/* Pairs with the acquire load in active_memslots(). */
+	atomic_store_explicit(&vm->as[as_id].active, slots, memory_order_release);
+	atomic_store_explicit(&vm->generation, gen, memory_order_release);
+	vm->gate_ops->update_end(vm);
+
+	/* No reader still sees the old set once this returns. */
+	ms_synchronize_rcu();
+	atomic_store_explicit(&slots->generation, gen, memory_order_relaxed);
+}
+
+static _Noreturn void die_mid_update(void)
+{
+	/* Half a memslot update cannot be undone once a set was published. */
+	fprintf(stderr, "memslots: out of memory in the middle of a memslot update\n");
+	abort();
+}
+
+/* Replace old by new in both sets of as_id, publishing once. */
+static int swap_memslot(struct ms_vm *vm, unsigned int as_id, struct ms_memslot *old,
+			struct ms_memslot *new)
+{
+	int r = memslots_replace(inactive_memslots(vm, as_id), old, new);
+
+	if (r)
+		return r;
+	install_new_memslots(vm, as_id, inactive_memslots(vm, as_id));
+	if (memslots_replace(inactive_memslots(vm, as_id), old, new))
+		die_mid_update();
+	return 0;
+}
+
+/* Publish old as invalid, then zap what the secondary MMU holds for it. */
+static int invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot **invalid)
+{
+	int r;
+
+	*invalid = malloc(sizeof(**invalid));
+	if (!*invalid)
+		return -ENOMEM;
+	**invalid = *old;
+	(*invalid)->flags |= MS_MEMSLOT_INVALID;
+	r = swap_memslot(vm, old->as_id, old, *invalid);
+	if (r) {
+		free(*invalid);
+		return r;
+	}
+	/* Faults that saw old valid are over (grace period); new ones retry. */
+	ms_mmu_zap_gfn_range(vm, old->as_id, old->base_gfn, old->base_gfn + old->npages);
+	return 0;
+}
+
+static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot *new,
+		       enum ms_mr_change change)
+{
+	const struct ms_memslot *any = old ? old : new;
+	unsigned int as_id = any->as_id, id = any->id;
+	struct ms_memslot *invalid;
+	int r;
+
+	if (change == MS_MR_CREATE || change == MS_MR_FLAGS_ONLY) {
+		r = swap_memslot(vm, as_id, old, new);
+		if (r)
+			return r;
+	} else {
+		r = invalidate_memslot(vm, old, &invalid);
+		if (r)
+			return r;
+		if (swap_memslot(vm, as_id, invalid, new))
+			die_mid_update();
+		free(invalid);
+	}
+	vm->as[as_id].id_to_slot[id] = new;
+	free(old); /* Unreachable from both sets, and a grace period has passed. */
+	ms_stat_inc(vm, memslot_updates);
+	return 0;
+}
+
+struct overlap_probe {
+	const struct ms_memslot *self; /* the slot being moved, or NULL */
+	bool found;
+};
+
+static bool overlap_visit(void *value, uint64_t start, uint64_t end, void *ctx)
+{
+	struct overlap_probe *probe = ctx;
+
+	if (value == probe->self)
+		return true;
+	probe->found = true;
+	return false;
+}
+
+/* At rest both sets hold the same slots; the inactive one is ours to read. */
+static bool memslot_overlaps(struct ms_vm *vm, unsigned int as_id, const struct ms_memslot *self,
+			     uint64_t base_gfn, uint64_t npages)
+{
+	struct overlap_probe probe = {self, false};
+
+	slot_index_for_each_overlap(inactive_memslots(vm, as_id)->gfn_index, base_gfn,
+				    base_gfn + npages, overlap_visit, &probe);
+	return probe.found;
+}
+
+/* Every -EINVAL that KVM returns for the arguments alone, in KVM's order. */
+static int check_memory_region(const struct ms_vm *vm, const struct ms_region *r)
+{
+	unsigned int as_id = r->slot >> 16, id = r->slot & 0xffff;
+
+	if (r->flags & ~(MS_MEM_LOG_DIRTY_PAGES | MS_MEM_READONLY))
+		return -EINVAL;
+	if (r->memory_size & (MS_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (r->guest_phys_addr & (MS_PAGE_SIZE - 1))
+		return -EINVAL;
+	if (r->userspace_addr & (MS_PAGE_SIZE - 1))
+		return -EINVAL;
+	/* access_ok(): the host range lies in the user address space. */
+	if (r->userspace_addr > MS_USER_ADDR_END ||
+	    r->memory_size > MS_USER_ADDR_END - r->userspace_addr)
+		return -EINVAL;
+	if (as_id >= vm->cfg.address_spaces || id >= vm->cfg.slots_per_space)
+		return -EINVAL;
+	if (r->guest_phys_addr + r->memory_size < r->guest_phys_addr)
+		return -EINVAL;
+	if ((r->memory_size >> MS_PAGE_SHIFT) > MS_MEM_MAX_NR_PAGES)
+		return -EINVAL;
+	return 0;
+}
+
+static int classify_change(const struct ms_memslot *old, const struct ms_region *r,
+			   enum ms_mr_change *change)
+{
+	uint64_t npages = r->memory_size >> MS_PAGE_SHIFT;
+
+	if (!r->memory_size) {
+		*change = MS_MR_DELETE;
+		return old ? 0 : -EINVAL;
+	}
+	if (!old) {
+		*change = MS_MR_CREATE;
+		return 0;
+	}
+	if (r->userspace_addr != old->userspace_addr || npages != old->npages ||
+	    ((r->flags ^ old->flags) & MS_MEM_READONLY))
+		return -EINVAL;
+	if (r->guest_phys_addr >> MS_PAGE_SHIFT != old->base_gfn)
+		*change = MS_MR_MOVE;
+	else if (r->flags != old->flags)
+		*change = MS_MR_FLAGS_ONLY;
+	else
+		return 1; /* nothing to change */
+	return 0;
+}
+
+static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
+{
+	unsigned int as_id = r->slot >> 16, id = r->slot & 0xffff;
+	struct ms_memslot *old = vm->as[as_id].id_to_slot[id], *new = NULL;
+	uint64_t base_gfn = r->guest_phys_addr >> MS_PAGE_SHIFT;
+	uint64_t npages = r->memory_size >> MS_PAGE_SHIFT;
+	enum ms_mr_change change;
+	int ret = classify_change(old, r, &change);
+
+	if (ret)
+		return ret > 0 ? 0 : ret;
+	if (change == MS_MR_CREATE || change == MS_MR_MOVE) {
+		if (memslot_overlaps(vm, as_id, old, base_gfn, npages))
+			return -EEXIST;
+		if (base_gfn + npages > MS_MAX_GFN_END)
+			return -EINVAL;
+	}
+	if (change != MS_MR_DELETE) {
+		new = malloc(sizeof(*new));
+		if (!new)
+			return -ENOMEM;
+		*new = (struct ms_memslot){.base_gfn = base_gfn,
+					   .npages = npages,
+					   .userspace_addr = r->userspace_addr,
+					   .flags = r->flags,
+					   .id = id,
+					   .as_id = as_id};
+	}
+	ret = set_memslot(vm, old, new, change);
+	if (ret)
+		free(new);
+	return ret;
+}
+
+int ms_set_memory_region(struct ms_vm *vm, const struct ms_region *r)
+{
+	int ret;
+
+	if (!vm || !r)
+		return -EINVAL;
+	ret = check_memory_region(vm, r);
+	if (ret)
+		return ret;
+	ms_mutex_lock(&vm->slots_lock);
+	ret = set_memory_region_locked(vm, r);
+	ms_mutex_unlock(&vm->slots_lock);
+	return ret;
+}

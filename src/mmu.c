@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The secondary MMU: faulting entries in, zapping them, and the frames they
+ * hold.  Locking is described in mmu.h.  A frame is got by a fault and put
+ * exactly once: when the fault loses a race, when its entry is zapped (after
+ * a grace period), or when the VM is destroyed.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "rcu.h"
+#include "vm.h"
+
+static int get_frame(struct ms_vm *vm, uint64_t hva, bool write, void **frame)
+{
+	const struct ms_frame_ops *ops = vm->cfg.frame_ops;
+	int r;
+
+	if (!ops) {
+		*frame = (void *)(uintptr_t)hva;
+		r = 0;
+	} else {
+		r = ops->get_frame(vm->cfg.frame_opaque, hva, write, frame);
+	}
+	if (!r)
+		ms_stat_inc(vm, frames_got);
+	return r;
+}
+
+static void put_frame(struct ms_vm *vm, void *frame)
+{
+	if (vm->cfg.frame_ops)
+		vm->cfg.frame_ops->put_frame(vm->cfg.frame_opaque, frame);
+	ms_stat_inc(vm, frames_put);
+}
+
+int ms_mmu_init(struct ms_vm *vm)
+{
+	ms_spin_lock_init(&vm->mmu.mmu_lock, "mmu_lock");
+	for (unsigned int i = 0; i < vm->cfg.address_spaces; i++) {
+		vm->mmu.roots[i] = calloc(1, sizeof(struct ms_spt));
+		if (!vm->mmu.roots[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void spt_destroy(struct ms_vm *vm, struct ms_spt *spt, int level)
+{
+	for (unsigned int i = 0; i < MS_SPT_ENTRIES; i++) {
+		uintptr_t e = atomic_load_explicit(&spt->ent[i], memory_order_relaxed);
+
+		if (!e)
+			continue;
+		if (level)
+			spt_destroy(vm, (struct ms_spt *)e, level - 1);
+		else
+			put_frame(vm, (void *)(e & ~MS_SPTE_WRITABLE));
+	}
+	free(spt);
+}
+
+/* No vCPU runs any more: every frame still held is put here. */
+void ms_mmu_destroy(struct ms_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->cfg.address_spaces; i++)
+		if (vm->mmu.roots[i])
+			spt_destroy(vm, vm->mmu.roots[i], MS_SPT_LEVELS - 1);
+	ms_spin_lock_destroy(&vm->mmu.mmu_lock);
+}
+
+static int mmu_topup_memory_cache(struct ms_mmu_memory_cache *cache)
+{
+	while (cache->nobjs < MS_SPT_LEVELS - 1) {
+		struct ms_spt *spt = calloc(1, sizeof(*spt));
+
+		if (!spt)
+			return -ENOMEM;
+		cache->objs[cache->nobjs++] = spt;
+	}
+	return 0;
+}
+
+void ms_mmu_free_memory_cache(struct ms_mmu_memory_cache *cache)
+{
+	while (cache->nobjs)
+		free(cache->objs[--cache->nobjs]);
+}
+
+/*
+ * Under mmu_lock: install spte for gfn unless an entry is there already,
+ * which is returned instead.  Tables come from the vCPU's cache.
+ */
+static uintptr_t spte_install(struct ms_vm *vm, struct ms_mmu_memory_cache *cache,
+			      unsigned int as_id, uint64_t gfn, uintptr_t spte)
+{
+	struct ms_spt *spt = vm->mmu.roots[as_id];
+	uintptr_t old;
+
+	for (int level = MS_SPT_LEVELS - 1; level > 0; level--) {
+		_Atomic uintptr_t *ent =
+		    &spt->ent[(gfn >> (level * MS_SPT_BITS)) & (MS_SPT_ENTRIES - 1)];
+		uintptr_t next = atomic_load_explicit(ent, memory_order_relaxed);
+
+		if (!next) {
+			next = (uintptr_t)cache->objs[--cache->nobjs];
+			/* Pairs with the acquire loads in ms_spte_lookup(). */
+			atomic_store_explicit(ent, next, memory_order_release);
+		}
+		spt = (struct ms_spt *)next;
+	}
+	old = atomic_load_explicit(&spt->ent[gfn & (MS_SPT_ENTRIES - 1)], memory_order_relaxed);
+	if (old)
+		return old;
+	atomic_store_explicit(&spt->ent[gfn & (MS_SPT_ENTRIES - 1)], spte, memory_order_release);
+	ms_stat_inc(vm, entries_present);
+	return 0;
+}
+
+/*
+ * Under mmu_lock: must a fault that snapshotted seq and maps hva start over?
+ * Yes while an invalidation covering hva is between start and end, or when
+ * one ended since the snapshot (KVM's mmu_invalidate_retry_hva).  A count
+ * below zero (only without a gate) is treated as in progress everywhere.
+ */
+static bool mmu_invalidate_retry_hva(struct ms_mmu *mmu, uint64_t seq, uint64_t hva)
+{
+	long in_progress =
+	    atomic_load_explicit(&mmu->mmu_invalidate_in_progress, memory_order_relaxed);
+
+	if (in_progress < 0)
+		return true;
+	if (in_progress && hva >= mmu->mmu_invalidate_range_start &&
+	    hva < mmu->mmu_invalidate_range_end)
+		return true;
+	return atomic_load_explicit(&mmu->mmu_invalidate_seq, memory_order_relaxed) != seq;
+}
+
+int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write,
+		 uintptr_t *spte)
+{
+	struct ms_vm *vm = vcpu->vm;
+	struct ms_mmu *mmu = &vm->mmu;
+	const struct ms_memslot *slot;
+	uintptr_t old;
+	uint64_t seq, hva;
+	bool writable;
+	void *frame;
+	int r;
+
+	/* Pairs with the bump in ms_invalidate_range_end(): read before translating. */
+	seq = atomic_load_explicit(&mmu->mmu_invalidate_seq, memory_order_acquire);
+	slot = ms_vcpu_gfn_to_memslot(vcpu, as_id, gfn);
+	if (!slot)
+		return -EFAULT;
+	if (slot->flags & MS_MEMSLOT_INVALID)
+		return -EAGAIN; /* going away: retry until the update is over */
+	/* Like KVM, map writable whenever the slot allows, not only on writes. */
+	writable = !(slot->flags & MS_MEM_READONLY);
+	if (write && !writable)
+		return -EFAULT;
+	r = mmu_topup_memory_cache(&vcpu->spt_cache);
+	if (r)
+		return r;
+	ms_stat_inc(vm, faults);
+	hva = ms_memslot_gfn_to_hva(slot, gfn);
+	r = get_frame(vm, hva, writable, &frame);
+	if (r)
+		return r;
+	if ((uintptr_t)frame & MS_SPTE_WRITABLE) {
+		put_frame(vm, frame);
+		return -EINVAL;
+	}
+
+	ms_spin_lock(&mmu->mmu_lock);
+	if (mmu_invalidate_retry_hva(mmu, seq, hva)) {
+		ms_spin_unlock(&mmu->mmu_lock);
+		put_frame(vm, frame); /* never reachable from an entry */
+		ms_stat_inc(vm, fault_retries);
+		return -EAGAIN;
+	}
+	*spte = (uintptr_t)frame | (writable ? MS_SPTE_WRITABLE : 0);
+	old = spte_install(vm, &vcpu->spt_cache, as_id, gfn, *spte);
+	ms_spin_unlock(&mmu->mmu_lock);
+
+	if (old) {
+		/* Another vCPU won the race; its entry serves. */
+		put_frame(vm, frame);
+		*spte = old;
+	}
+	return 0;
+}
+
+/* The last-level table holding gfn, or NULL and *span: gfns it would cover. */
+static struct ms_spt *spt_leaf(struct ms_spt *root, uint64_t gfn, uint64_t *span)
+{
+	struct ms_spt *spt = root;
+
+	for (int level = MS_SPT_LEVELS - 1; level > 0; level--) {
+		unsigned int idx = (gfn >> (level * MS_SPT_BITS)) & (MS_SPT_ENTRIES - 1);
+
+		spt = (struct ms_spt *)atomic_load_explicit(&spt->ent[idx], memory_order_relaxed);
+		if (!spt) {
+			*span = 1ull << (level * MS_SPT_BITS);
+			return NULL;
+		}
+	}
+	return spt;
+}
+
+/*
+ * Visit the present entries of [*gfn, end) in order; stop, leaving *gfn on
+ * the entry, when visit returns false.
+ */
+static bool spte_walk(struct ms_vm *vm, unsigned int as_id, uint64_t *gfn, uint64_t end,
+		      bool (*visit)(struct ms_vm *vm, _Atomic uintptr_t *ent, void *ctx), void *ctx)
+{
+	uint64_t span;
+
+	while (*gfn < end) {
+		struct ms_spt *leaf = spt_leaf(vm->mmu.roots[as_id], *gfn, &span);
+
+		if (!leaf) {
+			*gfn = (*gfn & ~(span - 1)) + span;
+			continue;
+		}
+		for (unsigned int i = *gfn & (MS_SPT_ENTRIES - 1); i < MS_SPT_ENTRIES && *gfn < end;
+		     i++, (*gfn)++) {
+			if (atomic_load_explicit(&leaf->ent[i], memory_order_relaxed) &&
+			    !visit(vm, &leaf->ent[i], ctx))
+				return false;
+		}
+	}
+	return true;
+}
+
+static bool zap_visit(struct ms_vm *vm, _Atomic uintptr_t *ent, void *ctx)
+{
+	struct ms_zap_batch *batch = ctx;
+	uintptr_t spte;
+
+	if (batch->nr == MS_ZAP_BATCH)
+		return false;
+	spte = atomic_exchange_explicit(ent, 0, memory_order_relaxed);
+	/* Pairs with the decrement in ms_mmu_finish_zap(). */
+	if (!batch->nr)
+		vm->mmu.zaps_in_flight++;
+	batch->frames[batch->nr++] = (void *)(spte & ~MS_SPTE_WRITABLE);
+	ms_stat_inc(vm, entries_zapped);
+	atomic_fetch_sub_explicit(&vm->stats.entries_present, 1, memory_order_relaxed);
+	return true;
+}
+
+bool ms_mmu_zap_locked(struct ms_vm *vm, unsigned int as_id, uint64_t *gfn, uint64_t end,
+		       struct ms_zap_batch *batch)
+{
+	return spte_walk(vm, as_id, gfn, end, zap_visit, batch);
+}
+
+static bool found_visit(struct ms_vm *vm, _Atomic uintptr_t *ent, void *ctx)
+{
+	return false;
+}
+
+bool ms_mmu_range_populated(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
+{
+	return !spte_walk(vm, as_id, &gfn, end, found_visit, NULL);
+}
+
+void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
+{
+	if (!batch->nr)
+		return;
+	/* A vCPU that read a zapped entry is done with its frame after this. */
+	ms_synchronize_rcu();
+	for (unsigned int i = 0; i < batch->nr; i++)
+		put_frame(vm, batch->frames[i]);
+	batch->nr = 0;
+	ms_spin_lock(&vm->mmu.mmu_lock);
+	vm->mmu.zaps_in_flight--;
+	ms_spin_unlock(&vm->mmu.mmu_lock);
+}
+
+void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
+{
+	struct ms_zap_batch batch = {.nr = 0};
+	bool done;
+
+	do {
+		ms_spin_lock(&vm->mmu.mmu_lock);
+		done = ms_mmu_zap_locked(vm, as_id, &gfn, end, &batch);
+		ms_spin_unlock(&vm->mmu.mmu_lock);
+		ms_mmu_finish_zap(vm, &batch);
+	} while (!done);
+}

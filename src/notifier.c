@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The MMU-notifier protocol: ms_invalidate_range_start/end and ms_change_pte.
+ *
+ * A start first enters the gate, so no memslot set is published until its end
+ * has left it.  That is what makes lock elision safe: start and end decide
+ * alike whether [start, end) overlaps a slot, and only an invalidation that
+ * overlaps one takes mmu_lock, raises mmu_invalidate_in_progress and zaps; its
+ * end lowers the count and bumps mmu_invalidate_seq.
+ *
+ * These run as the embedder's invalidation callbacks: they never take
+ * slots_lock (the updater waits on the gate while holding it).
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "rcu.h"
+#include "vm.h"
+
+static bool any_slot_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
+			   uint64_t gfn_end, void *ctx)
+{
+	return false;
+}
+
+/* In an RCU read side: does [start, end) overlap a slot of any address space? */
+static bool range_overlaps_memslot(struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	return !ms_for_each_hva_slot(vm, start, end, any_slot_visit, NULL);
+}
+
+static bool populated_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
+			    uint64_t gfn_end, void *ctx)
+{
+	return !ms_mmu_range_populated(vm, slot->as_id, gfn_start, gfn_end);
+}
+
+static bool zap_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
+		      uint64_t gfn_end, void *batch)
+{
+	return ms_mmu_zap_locked(vm, slot->as_id, &gfn_start, gfn_end, batch);
+}
+
+/*
+ * Zap every entry mapping a host page of [start, end) and put its frame.  A
+ * full batch is finished outside RCU and the walk starts over; it ends
+ * because nothing new is installed in the range meanwhile.
+ */
+static void zap_hva_range(struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	struct ms_zap_batch batch = {.nr = 0};
+	bool done;
+
+	do {
+		ms_rcu_read_lock();
+		ms_spin_lock(&vm->mmu.mmu_lock);
+		done = ms_for_each_hva_slot(vm, start, end, zap_visit, &batch);
+		ms_spin_unlock(&vm->mmu.mmu_lock);
+		ms_rcu_read_unlock();
+		ms_mmu_finish_zap(vm, &batch);
+	} while (!done);
+}
+
+/* Under mmu_lock (KVM's kvm_mmu_invalidate_begin). */
+static void mmu_invalidate_begin(struct ms_mmu *mmu, uint64_t start, uint64_t end)
+{
+	/* Pairs with the decrement in mmu_invalidate_end(). */
+	long was =
+	    atomic_fetch_add_explicit(&mmu->mmu_invalidate_in_progress, 1, memory_order_relaxed);
+
+	if (was <= 0) {
+		mmu->mmu_invalidate_range_start = start;
+		mmu->mmu_invalidate_range_end = end;
+		return;
+	}
+	if (start < mmu->mmu_invalidate_range_start)
+		mmu->mmu_invalidate_range_start = start;
+	if (end > mmu->mmu_invalidate_range_end)
+		mmu->mmu_invalidate_range_end = end;
+}
+
+/* Under mmu_lock (KVM's kvm_mmu_invalidate_end). */
+static void mmu_invalidate_end(struct ms_vm *vm)
+{
+	struct ms_mmu *mmu = &vm->mmu;
+
+	/* Faults that snapshotted the old value will retry. */
+	atomic_fetch_add_explicit(&mmu->mmu_invalidate_seq, 1, memory_order_release);
+	if (atomic_fetch_sub_explicit(&mmu->mmu_invalidate_in_progress, 1, memory_order_relaxed) <=
+	    0)
+		ms_stat_inc(vm, in_progress_underflows);
+}
+
+static void trace_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool elided, uint64_t gen)
+{
+	if (vm->cfg.trace_ops && vm->cfg.trace_ops->invalidate_start)
+		vm->cfg.trace_ops->invalidate_start(vm->cfg.trace_opaque, start, end, elided, gen);
+}
+
+static void trace_end(struct ms_vm *vm, uint64_t start, uint64_t end, bool elided, uint64_t gen)
+{
+	if (vm->cfg.trace_ops && vm->cfg.trace_ops->invalidate_end)
+		vm->cfg.trace_ops->invalidate_end(vm->cfg.trace_opaque, start, end, elided, gen);
+}
+
+/* Whether [start, end) overlaps no memslot, so mmu_lock can be skipped. */
+static bool invalidate_elided(struct ms_vm *vm, uint64_t start, uint64_t end,
+			      void (*trace)(struct ms_vm *, uint64_t, uint64_t, bool, uint64_t))
+{
+	bool elided;
+
+	ms_rcu_read_lock();
+	elided = !vm->cfg.no_elision && !range_overlaps_memslot(vm, start, end);
+	trace(vm, start, end, elided, atomic_load_explicit(&vm->generation, memory_order_acquire));
+	ms_rcu_read_unlock();
+	return elided;
+}
+
+/*
+ * A non-blockable start may not wait for a grace period, so it raises the
+ * count only if nothing in the range is, or may still be, in use.
+ */
+static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	bool would_block;
+
+	ms_rcu_read_lock();
+	ms_spin_lock(&vm->mmu.mmu_lock);
+	would_block =
+	    vm->mmu.zaps_in_flight || !ms_for_each_hva_slot(vm, start, end, populated_visit, NULL);
+	if (!would_block)
+		mmu_invalidate_begin(&vm->mmu, start, end);
+	ms_spin_unlock(&vm->mmu.mmu_lock);
+	ms_rcu_read_unlock();
+	return !would_block;
+}
+
+static int invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
+{
+	/* Pairs with invalidate_end in ms_invalidate_range_end(). */
+	vm->gate_ops->invalidate_begin(vm);
+
+	if (invalidate_elided(vm, start, end, trace_start)) {
+		ms_stat_inc(vm, invalidation_starts_elided);
+		return 0;
+	}
+	if (blockable) {
+		ms_spin_lock(&vm->mmu.mmu_lock);
+		mmu_invalidate_begin(&vm->mmu, start, end);
+		ms_spin_unlock(&vm->mmu.mmu_lock);
+		zap_hva_range(vm, start, end);
+	} else if (!mmu_invalidate_begin_nonblock(vm, start, end)) {
+		vm->gate_ops->invalidate_end(vm);
+		ms_stat_inc(vm, invalidations_refused);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+int ms_invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
+{
+	int r;
+
+	if (!vm || start >= end)
+		return -EINVAL;
+	ms_lock_acquire(&vm->mn_callback_map, MS_LOCK_SHARED_RECURSIVE);
+	r = invalidate_range_start(vm, start, end, blockable);
+	ms_lock_release(&vm->mn_callback_map);
+	if (!r)
+		ms_stat_inc(vm, invalidations_started);
+	return r;
+}
+
+void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	if (!vm || start >= end)
+		return;
+	ms_lock_acquire(&vm->mn_callback_map, MS_LOCK_SHARED_RECURSIVE);
+	if (invalidate_elided(vm, start, end, trace_end)) {
+		ms_stat_inc(vm, invalidation_ends_elided);
+	} else {
+		ms_spin_lock(&vm->mmu.mmu_lock);
+		mmu_invalidate_end(vm);
+		ms_spin_unlock(&vm->mmu.mmu_lock);
+	}
+	ms_stat_inc(vm, invalidations_ended);
+	/* Pairs with invalidate_begin in ms_invalidate_range_start(). */
+	vm->gate_ops->invalidate_end(vm);
+	ms_lock_release(&vm->mn_callback_map);
+}
+
+void ms_change_pte(struct ms_vm *vm, uint64_t hva)
+{
+	uint64_t page = hva & ~(MS_PAGE_SIZE - 1);
+
+	if (!vm)
+		return;
+	/* The seed's WARN_ON_ONCE: change_pte must be inside start..end. */
+	if (vm->gate_ops->active_invalidations(vm) <= 0) {
+		ms_stat_inc(vm, change_pte_misuses);
+		if (!atomic_flag_test_and_set(&vm->change_pte_warned))
+			fprintf(stderr,
+				"memslots: ms_change_pte(%#llx) outside an "
+				"invalidate_range_start/end pair\n",
+				(unsigned long long)hva);
+	}
+	/* Inside a pair the start zapped the page already; this finds nothing. */
+	zap_hva_range(vm, page, page + MS_PAGE_SIZE);
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Thread registration with liburcu and the grace-period wait.  A thread's
+ * registration lives until it exits (a pthread key destructor undoes it).
+ */
+#include <pthread.h>
+
+#include "rcu.h"
+
+__thread bool ms_rcu_registered;
+struct ms_lockdep_map ms_rcu_map;
+#ifdef MS_TSAN
+char ms_rcu_tsan_token;
+#endif
+
+static pthread_key_t rcu_thread_key;
+static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
+
+static void rcu_thread_exit(void *unused)
+{
+	urcu_memb_unregister_thread();
+	ms_rcu_registered = false;
+}
+
+static void rcu_init_once(void)
+{
+	pthread_key_create(&rcu_thread_key, rcu_thread_exit);
+	ms_lockdep_init_map(&ms_rcu_map, "rcu_read_lock", MS_LOCK_RCU);
+}
+
+void ms_rcu_register_thread(void)
+{
+	pthread_once(&rcu_once, rcu_init_once);
+	urcu_memb_register_thread();
+	/* Any non-NULL value makes the destructor run at thread exit. */
+	pthread_setspecific(rcu_thread_key, &ms_rcu_registered);
+	ms_rcu_registered = true;
+}
+
+void ms_synchronize_rcu(void)
+{
+	ms_might_sleep("synchronize_rcu");
+	urcu_memb_synchronize_rcu();
+#ifdef MS_TSAN
+	__tsan_acquire(&ms_rcu_tsan_token);
+#endif
+}

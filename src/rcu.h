@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * RCU for the library, on liburcu's urcu-memb flavor with its read side
+ * inlined.  Threads register themselves on their first read-side section
+ * and unregister when they exit, so embedders never call liburcu.
+ *
+ * ThreadSanitizer does not see liburcu's ordering (NOTES.md): published
+ * pointers go through C11 release/acquire atomics, and in TSan builds each
+ * read-side unlock releases a token that synchronize_rcu acquires, which is
+ * what the grace period guarantees.
+ */
+#ifndef MEMSLOTS_RCU_H
+#define MEMSLOTS_RCU_H
+
+#define _LGPL_SOURCE
+#include <stdbool.h>
+#include <urcu/urcu-memb.h>
+
+#include "memslots_lockdep.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define MS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MS_TSAN 1
+#endif
+#endif
+
+#ifdef MS_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char ms_rcu_tsan_token;
+#endif
+
+extern __thread bool ms_rcu_registered;
+extern struct ms_lockdep_map ms_rcu_map;
+
+void ms_rcu_register_thread(void);
+void ms_synchronize_rcu(void);
+
+static inline void ms_rcu_read_lock(void)
+{
+	if (__builtin_expect(!ms_rcu_registered, 0))
+		ms_rcu_register_thread();
+	urcu_memb_read_lock();
+	ms_lock_acquire(&ms_rcu_map, MS_LOCK_SHARED_RECURSIVE);
+}
+
+static inline void ms_rcu_read_unlock(void)
+{
+	ms_lock_release(&ms_rcu_map);
+#ifdef MS_TSAN
+	__tsan_release(&ms_rcu_tsan_token);
+#endif
+	urcu_memb_read_unlock();
+}
+
+#endif /* MEMSLOTS_RCU_H */

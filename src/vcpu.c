@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vCPUs: memslot lookups through the last-used-slot cache, and guest memory
+ * access through the secondary MMU.  A vCPU belongs to one thread at a time,
+ * so its cache needs no lock; everything it reads of the VM it reads under
+ * RCU.  A hit takes no lock and no atomic read-modify-write.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rcu.h"
+#include "vm.h"
+
+int ms_vcpu_create(struct ms_vm *vm, struct ms_vcpu **out)
+{
+	struct ms_vcpu *vcpu;
+
+	if (!vm || !out)
+		return -EINVAL;
+	vcpu = calloc(1, sizeof(*vcpu));
+	if (!vcpu)
+		return -ENOMEM;
+	vcpu->vm = vm;
+	*out = vcpu;
+	return 0;
+}
+
+void ms_vcpu_destroy(struct ms_vcpu *vcpu)
+{
+	if (!vcpu)
+		return;
+	ms_mmu_free_memory_cache(&vcpu->spt_cache);
+	free(vcpu);
+}
+
+int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write, uint64_t *hva)
+{
+	const struct ms_memslot *slot;
+	int r = -EFAULT;
+
+	if (!vcpu || !hva || as_id >= vcpu->vm->cfg.address_spaces)
+		return -EINVAL;
+	ms_rcu_read_lock();
+	slot = ms_vcpu_gfn_to_memslot(vcpu, as_id, gfn);
+	if (slot && !(slot->flags & MS_MEMSLOT_INVALID) &&
+	    !(write && (slot->flags & MS_MEM_READONLY))) {
+		*hva = ms_memslot_gfn_to_hva(slot, gfn);
+		r = 0;
+	}
+	ms_rcu_read_unlock();
+	return r;
+}
+
+/* A vCPU re-faulting while an invalidation or update is open: back off. */
+static void fault_backoff(unsigned int attempt)
+{
+	if (attempt < 64) {
+		sched_yield();
+	} else {
+		struct timespec ts = {0, 20000};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+struct access {
+	unsigned int as_id;
+	bool write;
+	void *buf; /* const for reads from guest memory's point of view */
+};
+
+/* Copy one piece that lies within a page, faulting its entry in if needed. */
+static int access_page(struct ms_vcpu *vcpu, const struct access *a, uint64_t gpa, char *buf,
+		       size_t len)
+{
+	uint64_t gfn = gpa >> MS_PAGE_SHIFT, offset = gpa & (MS_PAGE_SIZE - 1);
+	unsigned int attempt = 0;
+	uintptr_t spte;
+	char *frame;
+	int r;
+
+	for (;;) {
+		ms_rcu_read_lock();
+		spte = ms_spte_lookup(&vcpu->vm->mmu, a->as_id, gfn);
+		if (spte && (!a->write || (spte & MS_SPTE_WRITABLE)))
+			r = 0;
+		else
+			r = ms_mmu_fault(vcpu, a->as_id, gfn, a->write, &spte);
+		if (!r) {
+			/* The entry cannot be zapped and put before we leave RCU. */
+			frame = (char *)(spte & ~MS_SPTE_WRITABLE) + offset;
+			if (a->write)
+				memcpy(frame, buf, len);
+			else
+				memcpy(buf, frame, len);
+		}
+		ms_rcu_read_unlock();
+		if (r != -EAGAIN)
+			return r;
+		fault_backoff(attempt++);
+	}
+}
+
+/* A write that would fail on a later page must change nothing. */
+static int check_writable(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, size_t len)
+{
+	uint64_t hva;
+
+	for (uint64_t gfn = gpa >> MS_PAGE_SHIFT; gfn <= (gpa + len - 1) >> MS_PAGE_SHIFT; gfn++) {
+		int r = ms_gfn_to_hva(vcpu, as_id, gfn, true, &hva);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int vcpu_access(struct ms_vcpu *vcpu, const struct access *a, uint64_t gpa, size_t len)
+{
+	char *buf = a->buf;
+	int r;
+
+	if (!vcpu || a->as_id >= vcpu->vm->cfg.address_spaces || (!buf && len))
+		return -EINVAL;
+	if (gpa + len < gpa)
+		return -EFAULT;
+	if (a->write && (gpa & (MS_PAGE_SIZE - 1)) + len > MS_PAGE_SIZE) {
+		r = check_writable(vcpu, a->as_id, gpa, len);
+		if (r)
+			return r;
+	}
+	while (len) {
+		size_t piece = MS_PAGE_SIZE - (gpa & (MS_PAGE_SIZE - 1));
+
+		if (piece > len)
+			piece = len;
+		r = access_page(vcpu, a, gpa, buf, piece);
+		if (r)
+			return r;
+		gpa += piece;
+		buf += piece;
+		len -= piece;
+	}
+	return 0;
+}
+
+int ms_vcpu_read(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, void *buf, size_t len)
+{
+	struct access a = {as_id, false, buf};
+
+	return vcpu_access(vcpu, &a, gpa, len);
+}
+
+int ms_vcpu_write(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, const void *buf,
+		  size_t len)
+{
+	struct access a = {as_id, true, (void *)buf};
+
+	return vcpu_access(vcpu, &a, gpa, len);
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * struct ms_vm and struct ms_vcpu, the library's counterpart of struct kvm
+ * and struct kvm_vcpu, and the declarations the src/ files share.
+ *
+ * Who protects what:
+ *  - slots_lock (mutex) serialises memslot updates: the inactive sets,
+ *    id_to_slot and generation are written only under it.
+ *  - the gate (gate.h) keeps publishes of a memslot set out of every
+ *    invalidation's start..end.
+ *  - address_space.active is published under the gate and read under RCU.
+ *  - the secondary MMU has its own lock, mmu_lock (mmu.h).
+ *  - stats are relaxed atomics, written anywhere, read by ms_vm_stats.
+ */
+#ifndef MEMSLOTS_VM_H
+#define MEMSLOTS_VM_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "memslots.h"
+#include "gate.h"
+#include "locks.h"
+#include "mmu.h"
+
+/* Set on a published set until the grace period after its publish ended. */
+#define MS_MEMSLOT_GEN_UPDATE_IN_PROGRESS (1ull << 63)
+/* Internal flag: the slot is being deleted or moved; faults on it retry. */
+#define MS_MEMSLOT_INVALID (1u << 16)
+
+/* Immutable once reachable from a set; replaced, never changed. */
+struct ms_memslot {
+	uint64_t base_gfn;
+	uint64_t npages;
+	uint64_t userspace_addr;
+	uint32_t flags;
+	uint16_t id;
+	uint16_t as_id;
+};
+
+/* One memslot set; an address space has two and publishes one at a time. */
+struct ms_memslots {
+	struct slot_index *gfn_index; /* gfn ranges, never overlapping */
+	struct slot_index *hva_index; /* hva ranges, may overlap */
+	_Atomic uint64_t generation;
+};
+
+struct ms_address_space {
+	struct ms_memslots *_Atomic active; /* published under the gate, read under RCU */
+	struct ms_memslots sets[2];
+	struct ms_memslot **id_to_slot; /* the latest state; slots_lock */
+};
+
+struct ms_vm_stats {
+	_Atomic uint64_t invalidations_started;
+	_Atomic uint64_t invalidations_ended;
+	_Atomic uint64_t invalidation_starts_elided;
+	_Atomic uint64_t invalidation_ends_elided;
+	_Atomic uint64_t invalidations_refused;
+	_Atomic uint64_t faults;
+	_Atomic uint64_t fault_retries;
+	_Atomic uint64_t entries_zapped;
+	_Atomic uint64_t entries_present;
+	_Atomic uint64_t frames_got;
+	_Atomic uint64_t frames_put;
+	_Atomic uint64_t memslot_updates;
+	_Atomic uint64_t gate_wait_ns_total;
+	_Atomic uint64_t gate_wait_ns_max;
+	_Atomic uint64_t in_progress_underflows;
+	_Atomic uint64_t change_pte_misuses;
+};
+
+struct ms_vm {
+	struct ms_config cfg;
+	struct ms_address_space as[MS_MAX_ADDRESS_SPACES];
+
+	struct ms_mutex slots_lock;
+	/* Last generation published in any address space; slots_lock to write. */
+	_Atomic uint64_t generation;
+
+	const struct ms_gate_ops *gate_ops;
+	union ms_gate_state gate;
+	/* Held (pseudo, recursive) for the body of each invalidation callback. */
+	struct ms_lockdep_map mn_callback_map;
+	atomic_flag change_pte_warned;
+
+	struct ms_mmu mmu;
+	struct ms_vm_stats stats;
+};
+
+struct ms_vcpu {
+	struct ms_vm *vm;
+	/* Dropped when the generation of the set it came from changes. */
+	struct {
+		const struct ms_memslot *slot;
+		uint64_t generation;
+	} last_used_slot[MS_MAX_ADDRESS_SPACES];
+	struct ms_mmu_memory_cache spt_cache;
+};
+
+#define ms_stat_inc(vm, field) \
+	atomic_fetch_add_explicit(&(vm)->stats.field, 1, memory_order_relaxed)
+#define ms_stat_add(vm, field, n) \
+	atomic_fetch_add_explicit(&(vm)->stats.field, (n), memory_order_relaxed)
+
+/* memslots.c */
+int ms_memslots_init(struct ms_vm *vm);
+void ms_memslots_destroy(struct ms_vm *vm);
+const struct ms_memslot *ms_vcpu_gfn_to_memslot(struct ms_vcpu *vcpu, unsigned int as_id,
+						uint64_t gfn);
+typedef bool (*ms_hva_slot_fn)(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
+			       uint64_t gfn_end, void *ctx);
+bool ms_for_each_hva_slot(struct ms_vm *vm, uint64_t start, uint64_t end, ms_hva_slot_fn fn,
+			  void *ctx);
+uint64_t ms_memslot_gfn_to_hva(const struct ms_memslot *slot, uint64_t gfn);
+
+static inline uint64_t ms_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif /* MEMSLOTS_VM_H */
