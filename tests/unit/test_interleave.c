@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Concurrency, with the interleavings forced where the claim is about one:
+ * (a) readers racing slot moves, deletes and re-creates see the old or the
+ *     new mapping, never a mix and never freed memory (run it under ASan);
+ * (b) after start returns, a concurrent fault into the range installs
+ *     nothing until the end;
+ * (c) with MS_GATE_COUNT an update issued between a start and its end is
+ *     not published before the end, while other starts and ends go on; with
+ *     MS_GATE_RWSEM a start behind the waiting update blocks;
+ * (e) under vCPUs, invalidations and updates at once, no frame of a range is
+ *     live once its start returned, and every frame got is put once.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "../common/frames.h"
+#include "../common/internal.h"
+#include "../common/testutil.h"
+
+static struct ms_vm *vm_new(enum ms_gate gate, struct test_frames *frames)
+{
+	struct ms_config cfg;
+	struct ms_vm *vm;
+
+	ms_config_init(&cfg);
+	cfg.gate = gate;
+	if (frames) {
+		pthread_mutex_init(&frames->lock, NULL);
+		cfg.frame_ops = &test_frame_ops;
+		cfg.frame_opaque = frames;
+	}
+	assert_int_equal(ms_vm_create(&cfg, &vm), 0);
+	return vm;
+}
+
+static void set_region(struct ms_vm *vm, unsigned int id, uint64_t gpa, uint64_t size,
+		       const void *hva)
+{
+	struct ms_region r = test_region(0, id, gpa, size, hva, 0);
+
+	assert_int_equal(ms_set_memory_region(vm, &r), 0);
+}
+
+/* (a) */
+
+#define GPA_A 0x100000
+#define GPA_B 0x200000
+
+struct reader {
+	pthread_t thread;
+	struct ms_vm *vm;
+	const char *h1, *h2;
+	atomic_bool *stop;
+	unsigned long seen_h1, seen_h2, faults, mixed;
+};
+
+static void check_bytes(struct reader *rd, const unsigned char *buf, size_t len)
+{
+	bool all1 = true, all2 = true;
+
+	for (size_t i = 0; i < len; i++) {
+		all1 &= buf[i] == 0x11;
+		all2 &= buf[i] == 0x22;
+	}
+	rd->seen_h1 += all1;
+	rd->seen_h2 += all2;
+	rd->mixed += !all1 && !all2;
+}
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	struct ms_vcpu *vcpu;
+	unsigned char buf[256];
+	uint64_t hva;
+
+	assert_int_equal(ms_vcpu_create(rd->vm, &vcpu), 0);
+	while (!atomic_load(rd->stop)) {
+		uint64_t gpa = (rd->seen_h1 + rd->faults) & 1 ? GPA_A : GPA_B;
+
+		if (ms_vcpu_read(vcpu, 0, gpa + 64, buf, sizeof(buf)) == 0)
+			check_bytes(rd, buf, sizeof(buf));
+		else
+			rd->faults++;
+		if (ms_gfn_to_hva(vcpu, 0, gpa >> MS_PAGE_SHIFT, false, &hva) == 0)
+			rd->mixed += hva != (uintptr_t)rd->h1 && hva != (uintptr_t)rd->h2;
+	}
+	ms_vcpu_destroy(vcpu);
+	return NULL;
+}
+
+static void test_readers_see_old_or_new(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL);
+	char *h1 = test_host_alloc(1), *h2 = test_host_alloc(1);
+	struct reader rd[2];
+	atomic_bool stop = false;
+	unsigned long h1_seen = 0, h2_seen = 0;
+
+	memset(h1, 0x11, MS_PAGE_SIZE);
+	memset(h2, 0x22, MS_PAGE_SIZE);
+	for (int i = 0; i < 2; i++) {
+		rd[i] = (struct reader){.vm = vm, .h1 = h1, .h2 = h2, .stop = &stop};
+		pthread_create(&rd[i].thread, NULL, reader_main, &rd[i]);
+	}
+	for (int i = 0; i < 2000; i++) {
+		const char *h = i & 1 ? h2 : h1;
+
+		set_region(vm, 0, GPA_A, MS_PAGE_SIZE, h); /* create */
+		set_region(vm, 0, GPA_B, MS_PAGE_SIZE, h); /* move */
+		set_region(vm, 0, GPA_A, MS_PAGE_SIZE, h); /* move back */
+		set_region(vm, 0, GPA_A, 0, h);		   /* delete */
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(rd[i].thread, NULL);
+		assert_int_equal(rd[i].mixed, 0);
+		h1_seen += rd[i].seen_h1;
+		h2_seen += rd[i].seen_h2;
+	}
+	/* The race was really run: both mappings were seen. */
+	assert_true(h1_seen > 0 && h2_seen > 0);
+	ms_vm_destroy(vm);
+	test_host_free(h1, 1);
+	test_host_free(h2, 1);
+}
+
+/* (b) */
+
+struct access_thread {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t gpa;
+	int result;
+	atomic_bool done;
+};
+
+static void *access_main(void *arg)
+{
+	struct access_thread *t = arg;
+	struct ms_vcpu *vcpu;
+	char c;
+
+	assert_int_equal(ms_vcpu_create(t->vm, &vcpu), 0);
+	t->result = ms_vcpu_read(vcpu, 0, t->gpa, &c, 1);
+	atomic_store(&t->done, true);
+	ms_vcpu_destroy(vcpu);
+	return NULL;
+}
+
+static void test_fault_waits_for_end(void **state)
+{
+	struct test_frames frames = {0};
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, &frames);
+	char *h = test_host_alloc(2);
+	uint64_t s = (uintptr_t)h, e = s + MS_PAGE_SIZE;
+	struct access_thread t = {.vm = vm, .gpa = GPA_A};
+	uint64_t retries;
+
+	set_region(vm, 0, GPA_A, 2 * MS_PAGE_SIZE, h);
+	assert_int_equal(ms_invalidate_range_start(vm, s, e, true), 0);
+	retries = test_stats(vm).fault_retries;
+	pthread_create(&t.thread, NULL, access_main, &t);
+	/* The vCPU has faulted and been turned back at least twice. */
+	assert_true(test_wait_until(test_stats(vm).fault_retries >= retries + 2));
+	assert_false(atomic_load(&t.done));
+	assert_int_equal(test_stats(vm).entries_present, 0);
+	assert_false(test_spte_present(vm, 0, GPA_A >> MS_PAGE_SHIFT));
+	ms_invalidate_range_end(vm, s, e);
+	pthread_join(t.thread, NULL);
+	assert_int_equal(t.result, 0);
+	assert_int_equal(test_stats(vm).entries_present, 1);
+	ms_vm_destroy(vm);
+	assert_int_equal(frames.got, frames.put);
+	test_host_free(h, 2);
+}
+
+/* (c) */
+
+struct update_thread {
+	pthread_t thread;
+	struct ms_vm *vm;
+	struct ms_region region;
+	int result;
+	atomic_bool done;
+};
+
+static void *update_main(void *arg)
+{
+	struct update_thread *u = arg;
+
+	u->result = ms_set_memory_region(u->vm, &u->region);
+	atomic_store(&u->done, true);
+	return NULL;
+}
+
+static void *start_main(void *arg)
+{
+	struct access_thread *t = arg;
+
+	t->result = ms_invalidate_range_start(t->vm, t->gpa, t->gpa + MS_PAGE_SIZE, true);
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
+static void test_count_gate_holds_update(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL);
+	char *h = test_host_alloc(4);
+	uint64_t s = (uintptr_t)h, gen;
+	struct update_thread u = {.vm = vm};
+
+	set_region(vm, 0, GPA_A, MS_PAGE_SIZE, h);
+	u.region = test_region(0, 1, GPA_B, MS_PAGE_SIZE, h + 2 * MS_PAGE_SIZE, 0);
+	gen = test_stats(vm).generation;
+	assert_int_equal(ms_invalidate_range_start(vm, s, s + MS_PAGE_SIZE, true), 0);
+	pthread_create(&u.thread, NULL, update_main, &u);
+	assert_true(test_wait_until(test_stats(vm).gate_waiters == 1));
+	/* Starts and ends go on, related or not, while the update waits. */
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(ms_invalidate_range_start(vm, s, s + MS_PAGE_SIZE, true), 0);
+		assert_int_equal(ms_invalidate_range_start(vm, 0x1000, 0x2000, false), 0);
+		ms_invalidate_range_end(vm, 0x1000, 0x2000);
+		ms_invalidate_range_end(vm, s, s + MS_PAGE_SIZE);
+	}
+	assert_false(atomic_load(&u.done));
+	assert_int_equal(test_stats(vm).generation, gen);
+	ms_invalidate_range_end(vm, s, s + MS_PAGE_SIZE);
+	pthread_join(u.thread, NULL);
+	assert_int_equal(u.result, 0);
+	assert_int_equal(test_stats(vm).generation, gen + 1);
+	assert_true(test_stats(vm).gate_wait_ns_max > 0);
+	ms_vm_destroy(vm);
+	test_host_free(h, 4);
+}
+
+static void test_rwsem_gate_blocks_start(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_RWSEM, NULL);
+	char *h = test_host_alloc(4);
+	uint64_t s = (uintptr_t)h;
+	struct update_thread u = {.vm = vm};
+	struct access_thread t = {.vm = vm, .gpa = 0x1000};
+
+	set_region(vm, 0, GPA_A, MS_PAGE_SIZE, h);
+	u.region = test_region(0, 1, GPA_B, MS_PAGE_SIZE, h + 2 * MS_PAGE_SIZE, 0);
+	assert_int_equal(ms_invalidate_range_start(vm, s, s + MS_PAGE_SIZE, true), 0);
+	pthread_create(&u.thread, NULL, update_main, &u);
+	assert_true(test_wait_until(test_stats(vm).gate_waiters == 1));
+	pthread_create(&t.thread, NULL, start_main, &t);
+	/* Fairness: the new start queues behind the waiting writer. */
+	nanosleep(&(struct timespec){0, 50000000}, NULL);
+	assert_false(atomic_load(&t.done));
+	assert_int_equal(test_stats(vm).mn_active_invalidate_count, 1);
+	ms_invalidate_range_end(vm, s, s + MS_PAGE_SIZE);
+	pthread_join(u.thread, NULL);
+	pthread_join(t.thread, NULL);
+	assert_int_equal(t.result, 0);
+	ms_invalidate_range_end(vm, 0x1000, 0x2000);
+	ms_vm_destroy(vm);
+	test_host_free(h, 4);
+}
+
+/* (e) */
+
+#define MIX_PAGES 16
+
+struct mix {
+	struct ms_vm *vm;
+	struct test_frames *frames;
+	char *host;
+	atomic_bool stop;
+	atomic_ulong live_after_start, starts;
+};
+
+static uint64_t mix_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void *mix_vcpu(void *arg)
+{
+	struct mix *m = arg;
+	struct ms_vcpu *vcpu;
+	uint64_t x = (uintptr_t)&vcpu | 1;
+	char buf[16];
+
+	assert_int_equal(ms_vcpu_create(m->vm, &vcpu), 0);
+	while (!atomic_load(&m->stop)) {
+		uint64_t gpa = GPA_A + (mix_rand(&x) % (MIX_PAGES * MS_PAGE_SIZE - sizeof(buf)));
+
+		if (x & 2)
+			ms_vcpu_write(vcpu, 0, gpa, "0123456789abcdef", sizeof(buf));
+		else
+			ms_vcpu_read(vcpu, 0, gpa, buf, sizeof(buf));
+	}
+	ms_vcpu_destroy(vcpu);
+	return NULL;
+}
+
+/* Is an entry present for host pages [first, last) wherever they are mapped? */
+static bool mix_entries_in(struct mix *m, uint64_t first, uint64_t last)
+{
+	const uint64_t half = MIX_PAGES / 2,
+		       bases[] = {GPA_A >> MS_PAGE_SHIFT, GPA_B >> MS_PAGE_SHIFT};
+	bool found = false;
+
+	for (uint64_t page = first; page < last && page < MIX_PAGES; page++) {
+		found |= test_spte_present(m->vm, 0, bases[0] + page);
+		if (page >= half)
+			found |= test_spte_present(m->vm, 0, bases[1] + page - half);
+	}
+	return found;
+}
+
+static void *mix_invalidator(void *arg)
+{
+	struct mix *m = arg;
+	uint64_t x = 88172645463325252ull;
+
+	while (!atomic_load(&m->stop)) {
+		uint64_t first = mix_rand(&x) % MIX_PAGES, n = 1 + mix_rand(&x) % 3;
+		uint64_t s = (uintptr_t)m->host + first * MS_PAGE_SIZE, e = s + n * MS_PAGE_SIZE;
+
+		if (ms_invalidate_range_start(m->vm, s, e, x & 1))
+			continue; /* non-blockable and refused */
+		atomic_fetch_add(&m->starts, 1);
+		if (mix_entries_in(m, first, first + n))
+			atomic_fetch_add(&m->live_after_start, 1);
+		ms_invalidate_range_end(m->vm, s, e);
+	}
+	return NULL;
+}
+
+static void test_frames_under_load(void **state)
+{
+	struct test_frames *frames = calloc(1, sizeof(*frames));
+	struct mix m = {.frames = frames};
+	pthread_t threads[3];
+
+	m.vm = vm_new(MS_GATE_COUNT, frames);
+	m.host = test_host_alloc(MIX_PAGES);
+	set_region(m.vm, 0, GPA_A, MIX_PAGES / 2 * MS_PAGE_SIZE, m.host);
+	pthread_create(&threads[0], NULL, mix_vcpu, &m);
+	pthread_create(&threads[1], NULL, mix_vcpu, &m);
+	pthread_create(&threads[2], NULL, mix_invalidator, &m);
+	for (int i = 0; i < 300; i++) {
+		char *half = m.host + MIX_PAGES / 2 * MS_PAGE_SIZE;
+
+		set_region(m.vm, 1, GPA_A + MIX_PAGES / 2 * MS_PAGE_SIZE,
+			   MIX_PAGES / 2 * MS_PAGE_SIZE, half);
+		set_region(m.vm, 1, GPA_B, MIX_PAGES / 2 * MS_PAGE_SIZE, half);
+		set_region(m.vm, 1, 0, 0, half);
+	}
+	atomic_store(&m.stop, true);
+	for (int i = 0; i < 3; i++)
+		pthread_join(threads[i], NULL);
+	assert_true(atomic_load(&m.starts) > 0);
+	assert_int_equal(atomic_load(&m.live_after_start), 0);
+	ms_vm_destroy(m.vm);
+	assert_true(frames->got > 0);
+	assert_int_equal(frames->got, frames->put);
+	assert_int_equal(frames->bad_puts, 0);
+	test_host_free(m.host, MIX_PAGES);
+	free(frames);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_readers_see_old_or_new),
+	    cmocka_unit_test(test_fault_waits_for_end),
+	    cmocka_unit_test(test_count_gate_holds_update),
+	    cmocka_unit_test(test_rwsem_gate_blocks_start),
+	    cmocka_unit_test(test_frames_under_load),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
