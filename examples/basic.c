@@ -57,16 +57,16 @@ static char *map_host(size_t bytes)
 int main(void)
 {
 	char *ram = map_host(SLOT_BYTES), *rom = map_host(SLOT_BYTES);
-	struct ms_region low = {.slot = 0,
-				.guest_phys_addr = 0x100000,
-				.memory_size = SLOT_BYTES,
-				.userspace_addr = (uintptr_t)ram};
-	struct ms_region high = {.slot = 1,
-				 .flags = MS_MEM_READONLY,
-				 .guest_phys_addr = 0x400000,
+	struct ms_region low = { .slot = 0,
+				 .guest_phys_addr = 0x100000,
 				 .memory_size = SLOT_BYTES,
-				 .userspace_addr = (uintptr_t)rom};
-	struct vcpu_thread vcpus[2] = {{.id = 0}, {.id = 1}};
+				 .userspace_addr = (uintptr_t)ram };
+	struct ms_region high = { .slot = 1,
+				  .flags = MS_MEM_READONLY,
+				  .guest_phys_addr = 0x400000,
+				  .memory_size = SLOT_BYTES,
+				  .userspace_addr = (uintptr_t)rom };
+	struct vcpu_thread vcpus[2] = { { .id = 0 }, { .id = 1 } };
 	struct ms_stats st;
 	int r;
 

@@ -126,13 +126,13 @@ static unsigned int count_waiters(struct ms_vm *vm)
 }
 
 const struct ms_gate_ops ms_gate_count_ops = {
-    .name = "count",
-    .init = count_init,
-    .destroy = count_destroy,
-    .invalidate_begin = count_invalidate_begin,
-    .invalidate_end = count_invalidate_end,
-    .update_begin = count_update_begin,
-    .update_end = count_update_end,
-    .active_invalidations = count_active_invalidations,
-    .waiters = count_waiters,
+	.name = "count",
+	.init = count_init,
+	.destroy = count_destroy,
+	.invalidate_begin = count_invalidate_begin,
+	.invalidate_end = count_invalidate_end,
+	.update_begin = count_update_begin,
+	.update_end = count_update_end,
+	.active_invalidations = count_active_invalidations,
+	.waiters = count_waiters,
 };

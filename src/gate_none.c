@@ -38,13 +38,13 @@ static unsigned int none_waiters(struct ms_vm *vm)
 }
 
 const struct ms_gate_ops ms_gate_none_ops = {
-    .name = "none",
-    .init = none_init,
-    .destroy = none_nop,
-    .invalidate_begin = none_invalidate_begin,
-    .invalidate_end = none_invalidate_end,
-    .update_begin = none_nop,
-    .update_end = none_nop,
-    .active_invalidations = none_active_invalidations,
-    .waiters = none_waiters,
+	.name = "none",
+	.init = none_init,
+	.destroy = none_nop,
+	.invalidate_begin = none_invalidate_begin,
+	.invalidate_end = none_invalidate_end,
+	.update_begin = none_nop,
+	.update_end = none_nop,
+	.active_invalidations = none_active_invalidations,
+	.waiters = none_waiters,
 };

@@ -52,13 +52,13 @@ static unsigned int rwsem_waiters(struct ms_vm *vm)
 }
 
 const struct ms_gate_ops ms_gate_rwsem_ops = {
-    .name = "rwsem",
-    .init = rwsem_gate_init,
-    .destroy = rwsem_gate_destroy,
-    .invalidate_begin = rwsem_invalidate_begin,
-    .invalidate_end = rwsem_invalidate_end,
-    .update_begin = rwsem_update_begin,
-    .update_end = rwsem_update_end,
-    .active_invalidations = rwsem_active_invalidations,
-    .waiters = rwsem_waiters,
+	.name = "rwsem",
+	.init = rwsem_gate_init,
+	.destroy = rwsem_gate_destroy,
+	.invalidate_begin = rwsem_invalidate_begin,
+	.invalidate_end = rwsem_invalidate_end,
+	.update_begin = rwsem_update_begin,
+	.update_end = rwsem_update_end,
+	.active_invalidations = rwsem_active_invalidations,
+	.waiters = rwsem_waiters,
 };

@@ -105,7 +105,7 @@ static bool hva_walk_visit(void *value, uint64_t start, uint64_t end, void *ctx)
 bool ms_for_each_hva_slot(struct ms_vm *vm, uint64_t start, uint64_t end, ms_hva_slot_fn fn,
 			  void *ctx)
 {
-	struct hva_walk w = {vm, start, end, fn, ctx, false};
+	struct hva_walk w = { vm, start, end, fn, ctx, false };
 
 	for (unsigned int i = 0; i < vm->cfg.address_spaces && !w.stopped; i++)
 		slot_index_for_each_overlap(active_memslots(vm, i)->hva_index, start, end,
@@ -297,7 +297,7 @@ static bool overlap_visit(void *value, uint64_t start, uint64_t end, void *ctx)
 static bool memslot_overlaps(struct ms_vm *vm, unsigned int as_id, const struct ms_memslot *self,
 			     uint64_t base_gfn, uint64_t npages)
 {
-	struct overlap_probe probe = {self, false};
+	struct overlap_probe probe = { self, false };
 
 	slot_index_for_each_overlap(inactive_memslots(vm, as_id)->gfn_index, base_gfn,
 				    base_gfn + npages, overlap_visit, &probe);
@@ -376,12 +376,12 @@ static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 		new = malloc(sizeof(*new));
 		if (!new)
 			return -ENOMEM;
-		*new = (struct ms_memslot){.base_gfn = base_gfn,
-					   .npages = npages,
-					   .userspace_addr = r->userspace_addr,
-					   .flags = r->flags,
-					   .id = id,
-					   .as_id = as_id};
+		*new = (struct ms_memslot){ .base_gfn = base_gfn,
+					    .npages = npages,
+					    .userspace_addr = r->userspace_addr,
+					    .flags = r->flags,
+					    .id = id,
+					    .as_id = as_id };
 	}
 	ret = set_memslot(vm, old, new, change);
 	if (ret)

@@ -283,7 +283,7 @@ void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
 
 void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
 {
-	struct ms_zap_batch batch = {.nr = 0};
+	struct ms_zap_batch batch = { .nr = 0 };
 	bool done;
 
 	do {

@@ -48,7 +48,7 @@ static bool zap_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t 
  */
 static void zap_hva_range(struct ms_vm *vm, uint64_t start, uint64_t end)
 {
-	struct ms_zap_batch batch = {.nr = 0};
+	struct ms_zap_batch batch = { .nr = 0 };
 	bool done;
 
 	do {

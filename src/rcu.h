@@ -7,16 +7,12 @@
  * ThreadSanitizer does not see liburcu's ordering (NOTES.md): published
  * pointers go through C11 release/acquire atomics, and in TSan builds each
  * read-side unlock releases a token that synchronize_rcu acquires, which is
- * what the grace period guarantees.
+ * what the grace period guarantees.  TSan builds also call liburcu's read
+ * side out of line, since its inlined code uses volatile accesses that TSan
+ * would instrument and misreport.
  */
 #ifndef MEMSLOTS_RCU_H
 #define MEMSLOTS_RCU_H
-
-#define _LGPL_SOURCE
-#include <stdbool.h>
-#include <urcu/urcu-memb.h>
-
-#include "memslots_lockdep.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define MS_TSAN 1
@@ -25,6 +21,14 @@
 #define MS_TSAN 1
 #endif
 #endif
+
+#ifndef MS_TSAN
+#define _LGPL_SOURCE
+#endif
+#include <stdbool.h>
+#include <urcu/urcu-memb.h>
+
+#include "memslots_lockdep.h"
 
 #ifdef MS_TSAN
 void __tsan_acquire(void *addr);

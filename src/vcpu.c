@@ -60,7 +60,7 @@ static void fault_backoff(unsigned int attempt)
 	if (attempt < 64) {
 		sched_yield();
 	} else {
-		struct timespec ts = {0, 20000};
+		struct timespec ts = { 0, 20000 };
 
 		nanosleep(&ts, NULL);
 	}
@@ -149,7 +149,7 @@ static int vcpu_access(struct ms_vcpu *vcpu, const struct access *a, uint64_t gp
 
 int ms_vcpu_read(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, void *buf, size_t len)
 {
-	struct access a = {as_id, false, buf};
+	struct access a = { as_id, false, buf };
 
 	return vcpu_access(vcpu, &a, gpa, len);
 }
@@ -157,7 +157,7 @@ int ms_vcpu_read(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, void *b
 int ms_vcpu_write(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, const void *buf,
 		  size_t len)
 {
-	struct access a = {as_id, true, (void *)buf};
+	struct access a = { as_id, true, (void *)buf };
 
 	return vcpu_access(vcpu, &a, gpa, len);
 }

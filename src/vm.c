@@ -9,9 +9,9 @@
 void ms_config_init(struct ms_config *cfg)
 {
 	*cfg = (struct ms_config){
-	    .address_spaces = 2,
-	    .slots_per_space = MS_MAX_SLOTS_PER_SPACE,
-	    .gate = MS_GATE_COUNT,
+		.address_spaces = 2,
+		.slots_per_space = MS_MAX_SLOTS_PER_SPACE,
+		.gate = MS_GATE_COUNT,
 	};
 }
 
@@ -90,29 +90,29 @@ int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out)
 	if (!vm || !out)
 		return -EINVAL;
 	*out = (struct ms_stats){
-	    .invalidations_started = LOAD(invalidations_started),
-	    .invalidations_ended = LOAD(invalidations_ended),
-	    .invalidation_starts_elided = LOAD(invalidation_starts_elided),
-	    .invalidation_ends_elided = LOAD(invalidation_ends_elided),
-	    .invalidations_refused = LOAD(invalidations_refused),
-	    .faults = LOAD(faults),
-	    .fault_retries = LOAD(fault_retries),
-	    .entries_zapped = LOAD(entries_zapped),
-	    .entries_present = LOAD(entries_present),
-	    .frames_got = LOAD(frames_got),
-	    .frames_put = LOAD(frames_put),
-	    .memslot_updates = LOAD(memslot_updates),
-	    .gate_wait_ns_total = LOAD(gate_wait_ns_total),
-	    .gate_wait_ns_max = LOAD(gate_wait_ns_max),
-	    .generation = atomic_load_explicit(&vm->generation, memory_order_relaxed),
-	    .mmu_invalidate_seq =
-		atomic_load_explicit(&vm->mmu.mmu_invalidate_seq, memory_order_relaxed),
-	    .mmu_invalidate_in_progress =
-		atomic_load_explicit(&vm->mmu.mmu_invalidate_in_progress, memory_order_relaxed),
-	    .in_progress_underflows = LOAD(in_progress_underflows),
-	    .mn_active_invalidate_count = vm->gate_ops->active_invalidations(vm),
-	    .change_pte_misuses = LOAD(change_pte_misuses),
-	    .gate_waiters = vm->gate_ops->waiters(vm),
+		.invalidations_started = LOAD(invalidations_started),
+		.invalidations_ended = LOAD(invalidations_ended),
+		.invalidation_starts_elided = LOAD(invalidation_starts_elided),
+		.invalidation_ends_elided = LOAD(invalidation_ends_elided),
+		.invalidations_refused = LOAD(invalidations_refused),
+		.faults = LOAD(faults),
+		.fault_retries = LOAD(fault_retries),
+		.entries_zapped = LOAD(entries_zapped),
+		.entries_present = LOAD(entries_present),
+		.frames_got = LOAD(frames_got),
+		.frames_put = LOAD(frames_put),
+		.memslot_updates = LOAD(memslot_updates),
+		.gate_wait_ns_total = LOAD(gate_wait_ns_total),
+		.gate_wait_ns_max = LOAD(gate_wait_ns_max),
+		.generation = atomic_load_explicit(&vm->generation, memory_order_relaxed),
+		.mmu_invalidate_seq =
+		    atomic_load_explicit(&vm->mmu.mmu_invalidate_seq, memory_order_relaxed),
+		.mmu_invalidate_in_progress =
+		    atomic_load_explicit(&vm->mmu.mmu_invalidate_in_progress, memory_order_relaxed),
+		.in_progress_underflows = LOAD(in_progress_underflows),
+		.mn_active_invalidate_count = vm->gate_ops->active_invalidations(vm),
+		.change_pte_misuses = LOAD(change_pte_misuses),
+		.gate_waiters = vm->gate_ops->waiters(vm),
 	};
 	return 0;
 }

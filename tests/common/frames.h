@@ -43,8 +43,9 @@ static inline int test_get_frame(void *opaque, uint64_t hva, bool write, void **
 	page = aligned_alloc(MS_PAGE_SIZE, MS_PAGE_SIZE);
 	if (!page)
 		return -ENOMEM;
-	memcpy(page, (void *)(uintptr_t)hva, MS_PAGE_SIZE);
+	/* Copies in and out under the lock: they race on the host page otherwise. */
 	pthread_mutex_lock(&tf->lock);
+	memcpy(page, (void *)(uintptr_t)hva, MS_PAGE_SIZE);
 	tf->live[tf->nr_live].frame = page;
 	tf->live[tf->nr_live++].hva = hva;
 	tf->got++;
@@ -87,8 +88,8 @@ static inline bool test_frames_live_in(struct test_frames *tf, uint64_t start, u
 }
 
 static const struct ms_frame_ops test_frame_ops = {
-    .get_frame = test_get_frame,
-    .put_frame = test_put_frame,
+	.get_frame = test_get_frame,
+	.put_frame = test_put_frame,
 };
 
 #endif /* MEMSLOTS_TEST_FRAMES_H */

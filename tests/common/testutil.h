@@ -27,11 +27,11 @@ static inline void test_host_free(void *p, size_t pages)
 static inline struct ms_region test_region(unsigned int as_id, unsigned int id, uint64_t gpa,
 					   uint64_t size, const void *hva, uint32_t flags)
 {
-	return (struct ms_region){.slot = as_id << 16 | id,
-				  .flags = flags,
-				  .guest_phys_addr = gpa,
-				  .memory_size = size,
-				  .userspace_addr = (uint64_t)(uintptr_t)hva};
+	return (struct ms_region){ .slot = as_id << 16 | id,
+				   .flags = flags,
+				   .guest_phys_addr = gpa,
+				   .memory_size = size,
+				   .userspace_addr = (uint64_t)(uintptr_t)hva };
 }
 
 static inline struct ms_stats test_stats(struct ms_vm *vm)
@@ -43,12 +43,12 @@ static inline struct ms_stats test_stats(struct ms_vm *vm)
 }
 
 /* Poll a condition another thread makes true; give up after about 10 s. */
-#define test_wait_until(cond)                                          \
-	({                                                             \
-		int __tries = 0;                                       \
-		while (!(cond) && __tries++ < 1000000)                 \
-			nanosleep(&(struct timespec){0, 10000}, NULL); \
-		(cond);                                                \
+#define test_wait_until(cond)                                            \
+	({                                                               \
+		int __tries = 0;                                         \
+		while (!(cond) && __tries++ < 1000000)                   \
+			nanosleep(&(struct timespec){ 0, 10000 }, NULL); \
+		(cond);                                                  \
 	})
 
 #endif /* MEMSLOTS_TESTUTIL_H */

@@ -181,12 +181,12 @@ static void test_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_boundaries, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_gaps_and_spaces, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_readonly_lookup, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_lifecycle_generations, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_full_address_space, setup, teardown),
-	    cmocka_unit_test(test_config),
+		cmocka_unit_test_setup_teardown(test_boundaries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gaps_and_spaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lifecycle_generations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_address_space, setup, teardown),
+		cmocka_unit_test(test_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -196,13 +196,13 @@ static void test_move_and_delete_zap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_read_write_across_pages, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_default_frame_is_host_memory, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_outside_slots, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bounce_frames, setup_bounce, teardown),
-	    cmocka_unit_test_setup_teardown(test_get_frame_errors, setup_bounce, teardown),
-	    cmocka_unit_test_setup_teardown(test_move_and_delete_zap, setup_bounce, teardown),
+		cmocka_unit_test_setup_teardown(test_read_write_across_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_default_frame_is_host_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outside_slots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bounce_frames, setup_bounce, teardown),
+		cmocka_unit_test_setup_teardown(test_get_frame_errors, setup_bounce, teardown),
+		cmocka_unit_test_setup_teardown(test_move_and_delete_zap, setup_bounce, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -226,7 +226,7 @@ static void test_no_gate_imbalance_stuck(void **state)
 
 static void test_destroy_with_open_start(void **state)
 {
-	enum ms_gate gates[] = {MS_GATE_COUNT, MS_GATE_RWSEM, MS_GATE_NONE};
+	enum ms_gate gates[] = { MS_GATE_COUNT, MS_GATE_RWSEM, MS_GATE_NONE };
 
 	for (unsigned int i = 0; i < 3; i++) {
 		struct fixture *f = fixture_new(gates[i], false);
@@ -244,16 +244,16 @@ static void test_destroy_with_open_start(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_unrelated_range_is_elided),
-	    cmocka_unit_test(test_no_elision_takes_the_lock),
-	    cmocka_unit_test(test_related_range_zaps),
-	    cmocka_unit_test(test_nested_overlapping),
-	    cmocka_unit_test(test_nonblockable),
-	    cmocka_unit_test(test_bad_ranges),
-	    cmocka_unit_test(test_change_pte_misuse),
-	    cmocka_unit_test(test_no_gate_imbalance_negative),
-	    cmocka_unit_test(test_no_gate_imbalance_stuck),
-	    cmocka_unit_test(test_destroy_with_open_start),
+		cmocka_unit_test(test_unrelated_range_is_elided),
+		cmocka_unit_test(test_no_elision_takes_the_lock),
+		cmocka_unit_test(test_related_range_zaps),
+		cmocka_unit_test(test_nested_overlapping),
+		cmocka_unit_test(test_nonblockable),
+		cmocka_unit_test(test_bad_ranges),
+		cmocka_unit_test(test_change_pte_misuse),
+		cmocka_unit_test(test_no_gate_imbalance_negative),
+		cmocka_unit_test(test_no_gate_imbalance_stuck),
+		cmocka_unit_test(test_destroy_with_open_start),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
