@@ -41,36 +41,11 @@ static uint64_t memslot_hva_end(const struct ms_memslot *slot)
 	return slot->userspace_addr + (slot->npages << MS_PAGE_SHIFT);
 }
 
-static struct ms_memslots *active_memslots(struct ms_vm *vm, unsigned int as_id)
-{
-	/* Pairs with the release store in install_new_memslots(). */
-	return atomic_load_explicit(&vm->as[as_id].active, memory_order_acquire);
-}
-
 static struct ms_memslots *inactive_memslots(struct ms_vm *vm, unsigned int as_id)
 {
 	struct ms_address_space *as = &vm->as[as_id];
 
-	return active_memslots(vm, as_id) == &as->sets[0] ? &as->sets[1] : &as->sets[0];
-}
-
-/* The slot holding gfn, invalid ones included; caller is in an RCU read side. */
-const struct ms_memslot *ms_vcpu_gfn_to_memslot(struct ms_vcpu *vcpu, unsigned int as_id,
-						uint64_t gfn)
-{
-	struct ms_memslots *slots = active_memslots(vcpu->vm, as_id);
-	uint64_t gen = atomic_load_explicit(&slots->generation, memory_order_relaxed);
-	const struct ms_memslot *slot = vcpu->last_used_slot[as_id].slot;
-
-	if (slot && vcpu->last_used_slot[as_id].generation == gen && gfn >= slot->base_gfn &&
-	    gfn - slot->base_gfn < slot->npages)
-		return slot;
-	slot = slot_index_find(slots->gfn_index, gfn);
-	if (slot) {
-		vcpu->last_used_slot[as_id].slot = slot;
-		vcpu->last_used_slot[as_id].generation = gen;
-	}
-	return slot;
+	return ms_active_memslots(vm, as_id) == &as->sets[0] ? &as->sets[1] : &as->sets[0];
 }
 
 struct hva_walk {
@@ -108,7 +83,7 @@ bool ms_for_each_hva_slot(struct ms_vm *vm, uint64_t start, uint64_t end, ms_hva
 	struct hva_walk w = { vm, start, end, fn, ctx, false };
 
 	for (unsigned int i = 0; i < vm->cfg.address_spaces && !w.stopped; i++)
-		slot_index_for_each_overlap(active_memslots(vm, i)->hva_index, start, end,
+		slot_index_for_each_overlap(ms_active_memslots(vm, i)->hva_index, start, end,
 					    hva_walk_visit, &w);
 	return !w.stopped;
 }
@@ -201,7 +176,7 @@ static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms
 	atomic_store_explicit(&slots->generation, gen | MS_MEMSLOT_GEN_UPDATE_IN_PROGRESS,
 			      memory_order_relaxed);
 	ms_gate_update_begin(vm);
-	/* Pairs with the acquire load in active_memslots(). */
+	/* Pairs with the acquire load in ms_active_memslots(). */
 	atomic_store_explicit(&vm->as[as_id].active, slots, memory_order_release);
 	atomic_store_explicit(&vm->generation, gen, memory_order_release);
 	vm->gate_ops->update_end(vm);

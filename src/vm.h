@@ -23,6 +23,7 @@
 #include "gate.h"
 #include "locks.h"
 #include "mmu.h"
+#include "slot_index.h"
 
 /* Set on a published set until the grace period after its publish ended. */
 #define MS_MEMSLOT_GEN_UPDATE_IN_PROGRESS (1ull << 63)
@@ -107,13 +108,39 @@ struct ms_vcpu {
 /* memslots.c */
 int ms_memslots_init(struct ms_vm *vm);
 void ms_memslots_destroy(struct ms_vm *vm);
-const struct ms_memslot *ms_vcpu_gfn_to_memslot(struct ms_vcpu *vcpu, unsigned int as_id,
-						uint64_t gfn);
 typedef bool (*ms_hva_slot_fn)(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
 			       uint64_t gfn_end, void *ctx);
 bool ms_for_each_hva_slot(struct ms_vm *vm, uint64_t start, uint64_t end, ms_hva_slot_fn fn,
 			  void *ctx);
 uint64_t ms_memslot_gfn_to_hva(const struct ms_memslot *slot, uint64_t gfn);
+
+static inline struct ms_memslots *ms_active_memslots(struct ms_vm *vm, unsigned int as_id)
+{
+	/* Pairs with the release store in install_new_memslots(). */
+	return atomic_load_explicit(&vm->as[as_id].active, memory_order_acquire);
+}
+
+/*
+ * The slot holding gfn, invalid ones included; caller is in an RCU read
+ * side.  Inline: a last-used-slot hit is the hot path of every lookup.
+ */
+static inline const struct ms_memslot *ms_vcpu_gfn_to_memslot(struct ms_vcpu *vcpu,
+							      unsigned int as_id, uint64_t gfn)
+{
+	struct ms_memslots *slots = ms_active_memslots(vcpu->vm, as_id);
+	uint64_t gen = atomic_load_explicit(&slots->generation, memory_order_relaxed);
+	const struct ms_memslot *slot = vcpu->last_used_slot[as_id].slot;
+
+	if (slot && vcpu->last_used_slot[as_id].generation == gen && gfn >= slot->base_gfn &&
+	    gfn - slot->base_gfn < slot->npages)
+		return slot;
+	slot = slot_index_find(slots->gfn_index, gfn);
+	if (slot) {
+		vcpu->last_used_slot[as_id].slot = slot;
+		vcpu->last_used_slot[as_id].generation = gen;
+	}
+	return slot;
+}
 
 static inline uint64_t ms_now_ns(void)
 {
