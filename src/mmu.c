@@ -136,15 +136,14 @@ static bool mmu_invalidate_retry_hva(struct ms_mmu *mmu, uint64_t seq, uint64_t 
 	return atomic_load_explicit(&mmu->mmu_invalidate_seq, memory_order_relaxed) != seq;
 }
 
-int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write,
-		 uintptr_t *spte)
+int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write)
 {
 	struct ms_vm *vm = vcpu->vm;
 	struct ms_mmu *mmu = &vm->mmu;
 	const struct ms_memslot *slot;
-	uintptr_t old;
+	uintptr_t spte;
 	uint64_t seq, hva;
-	bool writable;
+	bool writable, installed;
 	void *frame;
 	int r;
 
@@ -179,15 +178,12 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 		ms_stat_inc(vm, fault_retries);
 		return -EAGAIN;
 	}
-	*spte = (uintptr_t)frame | (writable ? MS_SPTE_WRITABLE : 0);
-	old = spte_install(vm, &vcpu->spt_cache, as_id, gfn, *spte);
+	spte = (uintptr_t)frame | (writable ? MS_SPTE_WRITABLE : 0);
+	installed = !spte_install(vm, &vcpu->spt_cache, as_id, gfn, spte);
 	ms_spin_unlock(&mmu->mmu_lock);
 
-	if (old) {
-		/* Another vCPU won the race; its entry serves. */
-		put_frame(vm, frame);
-		*spte = old;
-	}
+	if (!installed)
+		put_frame(vm, frame); /* another vCPU won the race; its entry serves */
 	return 0;
 }
 
@@ -272,7 +268,7 @@ void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
 	if (!batch->nr)
 		return;
 	/* A vCPU that read a zapped entry is done with its frame after this. */
-	ms_synchronize_rcu();
+	ms_synchronize_spte_readers();
 	for (unsigned int i = 0; i < batch->nr; i++)
 		put_frame(vm, batch->frames[i]);
 	batch->nr = 0;

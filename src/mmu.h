@@ -6,8 +6,9 @@
  * mmu_lock protects every change to the tables, mmu_invalidate_in_progress,
  * the invalidated range and zaps_in_flight, and orders the bump of
  * mmu_invalidate_seq against faults.  Entries are read without a lock inside
- * an RCU read-side section: a zapped entry's frame is put only after a grace
- * period, so a vCPU that read the entry before the zap has finished with it.
+ * an entry-RCU read-side section (rcu.h): a zapped entry's frame is put only
+ * after a grace period, so a vCPU that read the entry before the zap has
+ * finished with it.
  * Table pages are never freed before the VM is destroyed.
  */
 #ifndef MEMSLOTS_MMU_H
@@ -65,7 +66,7 @@ int ms_mmu_init(struct ms_vm *vm);
 void ms_mmu_destroy(struct ms_vm *vm);
 void ms_mmu_free_memory_cache(struct ms_mmu_memory_cache *cache);
 
-/* The spte of gfn, 0 if none; caller is in an RCU read side. */
+/* The spte of gfn, 0 if none; caller is in an entry-RCU read side. */
 static inline uintptr_t ms_spte_lookup(struct ms_mmu *mmu, unsigned int as_id, uint64_t gfn)
 {
 	struct ms_spt *spt = mmu->roots[as_id];
@@ -81,9 +82,8 @@ static inline uintptr_t ms_spte_lookup(struct ms_mmu *mmu, unsigned int as_id, u
 	return atomic_load_explicit(&spt->ent[gfn & (MS_SPT_ENTRIES - 1)], memory_order_acquire);
 }
 
-/* Fault gfn in: 0 and *spte, -EAGAIN to retry outside RCU, or -errno.  In RCU. */
-int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write,
-		 uintptr_t *spte);
+/* Install an entry for gfn: 0, -EAGAIN to retry outside RCU, or -errno.  In memslot RCU. */
+int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write);
 
 /*
  * Under mmu_lock: zap the entries of [*gfn, end) into batch, advancing *gfn;
@@ -93,7 +93,7 @@ bool ms_mmu_zap_locked(struct ms_vm *vm, unsigned int as_id, uint64_t *gfn, uint
 		       struct ms_zap_batch *batch);
 /* Under mmu_lock: whether any entry of [gfn, end) is present. */
 bool ms_mmu_range_populated(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
-/* Without locks or RCU: wait until no vCPU uses the batch's frames, put them. */
+/* Outside locks and RCU: wait until no vCPU uses the batch's frames, put them. */
 void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch);
 /* Blockable zap of [gfn, end), batch by batch. */
 void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Thread registration with liburcu and the grace-period wait.  A thread's
- * registration lives until it exits (a pthread key destructor undoes it).
+ * Thread registration with liburcu and the grace-period waits of both
+ * domains (rcu.h).  A memslot-RCU registration lives until the thread exits
+ * (a pthread key destructor undoes it); urcu-bp registers by itself.
  */
 #include <pthread.h>
 
@@ -9,8 +10,10 @@
 
 __thread bool ms_rcu_registered;
 struct ms_lockdep_map ms_rcu_map;
+struct ms_lockdep_map ms_spte_rcu_map;
 #ifdef MS_TSAN
 char ms_rcu_tsan_token;
+char ms_spte_rcu_tsan_token;
 #endif
 
 static pthread_key_t rcu_thread_key;
@@ -26,6 +29,13 @@ static void rcu_init_once(void)
 {
 	pthread_key_create(&rcu_thread_key, rcu_thread_exit);
 	ms_lockdep_init_map(&ms_rcu_map, "rcu_read_lock", MS_LOCK_RCU);
+	ms_lockdep_init_map(&ms_spte_rcu_map, "spte_read_lock", MS_LOCK_RCU);
+}
+
+/* Entry readers may run before any memslot reader: name their map early. */
+__attribute__((constructor)) static void rcu_init(void)
+{
+	pthread_once(&rcu_once, rcu_init_once);
 }
 
 void ms_rcu_register_thread(void)
@@ -43,5 +53,14 @@ void ms_synchronize_rcu(void)
 	urcu_memb_synchronize_rcu();
 #ifdef MS_TSAN
 	__tsan_acquire(&ms_rcu_tsan_token);
+#endif
+}
+
+void ms_synchronize_spte_readers(void)
+{
+	ms_might_sleep("synchronize_rcu (entries)");
+	urcu_bp_synchronize_rcu();
+#ifdef MS_TSAN
+	__tsan_acquire(&ms_spte_rcu_tsan_token);
 #endif
 }

@@ -1,8 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * RCU for the library, on liburcu's urcu-memb flavor with its read side
- * inlined.  Threads register themselves on their first read-side section
- * and unregister when they exit, so embedders never call liburcu.
+ * RCU for the library, in two independent liburcu domains, read sides
+ * inlined:
+ *
+ *  - memslot RCU (urcu-memb): lookups of the active memslot set, and faults
+ *    from translation to install, get_frame included.  Memslot updates wait
+ *    for its grace periods, as KVM's wait for kvm->srcu.
+ *  - entry RCU (urcu-bp): a vCPU using a secondary-MMU entry and its frame.
+ *    A zap waits for its grace periods before putting frames, as KVM's zap
+ *    waits for vCPUs to leave guest mode.  Its sections never block, so an
+ *    invalidation never waits for a fault blocked in get_frame, which may
+ *    need a lock the invalidating thread holds.
+ *
+ * Threads register on their first section and unregister when they exit,
+ * so embedders never call liburcu.
  *
  * ThreadSanitizer does not see liburcu's ordering (NOTES.md): published
  * pointers go through C11 release/acquire atomics, and in TSan builds each
@@ -26,6 +37,7 @@
 #define _LGPL_SOURCE
 #endif
 #include <stdbool.h>
+#include <urcu/urcu-bp.h>
 #include <urcu/urcu-memb.h>
 
 #include "memslots_lockdep.h"
@@ -34,13 +46,16 @@
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 extern char ms_rcu_tsan_token;
+extern char ms_spte_rcu_tsan_token;
 #endif
 
 extern __thread bool ms_rcu_registered;
 extern struct ms_lockdep_map ms_rcu_map;
+extern struct ms_lockdep_map ms_spte_rcu_map;
 
 void ms_rcu_register_thread(void);
 void ms_synchronize_rcu(void);
+void ms_synchronize_spte_readers(void);
 
 static inline void ms_rcu_read_lock(void)
 {
@@ -57,6 +72,21 @@ static inline void ms_rcu_read_unlock(void)
 	__tsan_release(&ms_rcu_tsan_token);
 #endif
 	urcu_memb_read_unlock();
+}
+
+static inline void ms_spte_read_lock(void)
+{
+	urcu_bp_read_lock();
+	ms_lock_acquire(&ms_spte_rcu_map, MS_LOCK_SHARED_RECURSIVE);
+}
+
+static inline void ms_spte_read_unlock(void)
+{
+	ms_lock_release(&ms_spte_rcu_map);
+#ifdef MS_TSAN
+	__tsan_release(&ms_spte_rcu_tsan_token);
+#endif
+	urcu_bp_read_unlock();
 }
 
 #endif /* MEMSLOTS_RCU_H */

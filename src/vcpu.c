@@ -2,8 +2,9 @@
 /*
  * vCPUs: memslot lookups through the last-used-slot cache, and guest memory
  * access through the secondary MMU.  A vCPU belongs to one thread at a time,
- * so its cache needs no lock; everything it reads of the VM it reads under
- * RCU.  A hit takes no lock and no atomic read-modify-write.
+ * so its cache needs no lock.  Memslots are read under memslot RCU, entries
+ * and frames under entry RCU (rcu.h).  A hit takes no lock and no atomic
+ * read-modify-write.
  */
 #include <errno.h>
 #include <sched.h>
@@ -72,36 +73,47 @@ struct access {
 	void *buf; /* const for reads from guest memory's point of view */
 };
 
-/* Copy one piece that lies within a page, faulting its entry in if needed. */
+/* Use the entry of gfn if it allows the access: the hit path. */
+static bool access_entry(struct ms_vcpu *vcpu, const struct access *a, uint64_t gpa, char *buf,
+			 size_t len)
+{
+	uint64_t gfn = gpa >> MS_PAGE_SHIFT;
+	uintptr_t spte;
+	char *frame;
+	bool hit;
+
+	ms_spte_read_lock();
+	spte = ms_spte_lookup(&vcpu->vm->mmu, a->as_id, gfn);
+	hit = spte && (!a->write || (spte & MS_SPTE_WRITABLE));
+	if (hit) {
+		/* A zap puts the frame only after this section ends. */
+		frame = (char *)(spte & ~MS_SPTE_WRITABLE) + (gpa & (MS_PAGE_SIZE - 1));
+		if (a->write)
+			memcpy(frame, buf, len);
+		else
+			memcpy(buf, frame, len);
+	}
+	ms_spte_read_unlock();
+	return hit;
+}
+
+/* Copy one piece that lies within a page, faulting its entry in as needed. */
 static int access_page(struct ms_vcpu *vcpu, const struct access *a, uint64_t gpa, char *buf,
 		       size_t len)
 {
-	uint64_t gfn = gpa >> MS_PAGE_SHIFT, offset = gpa & (MS_PAGE_SIZE - 1);
 	unsigned int attempt = 0;
-	uintptr_t spte;
-	char *frame;
 	int r;
 
-	for (;;) {
+	while (!access_entry(vcpu, a, gpa, buf, len)) {
 		ms_rcu_read_lock();
-		spte = ms_spte_lookup(&vcpu->vm->mmu, a->as_id, gfn);
-		if (spte && (!a->write || (spte & MS_SPTE_WRITABLE)))
-			r = 0;
-		else
-			r = ms_mmu_fault(vcpu, a->as_id, gfn, a->write, &spte);
-		if (!r) {
-			/* The entry cannot be zapped and put before we leave RCU. */
-			frame = (char *)(spte & ~MS_SPTE_WRITABLE) + offset;
-			if (a->write)
-				memcpy(frame, buf, len);
-			else
-				memcpy(buf, frame, len);
-		}
+		r = ms_mmu_fault(vcpu, a->as_id, gpa >> MS_PAGE_SHIFT, a->write);
 		ms_rcu_read_unlock();
-		if (r != -EAGAIN)
+		if (r == -EAGAIN)
+			fault_backoff(attempt++);
+		else if (r)
 			return r;
-		fault_backoff(attempt++);
 	}
+	return 0;
 }
 
 /* A write that would fail on a later page must change nothing. */

@@ -8,8 +8,10 @@
  * (c) with MS_GATE_COUNT an update issued between a start and its end is
  *     not published before the end, while other starts and ends go on; with
  *     MS_GATE_RWSEM a start behind the waiting update blocks;
- * (e) under vCPUs, invalidations and updates at once, no frame of a range is
- *     live once its start returned, and every frame got is put once.
+ * (e) under vCPUs, invalidations and updates at once, no entry of a range is
+ *     present once its start returned, and every frame got is put once;
+ * (g) a start does not wait for a fault blocked in get_frame on a lock the
+ *     invalidating thread holds (the embedder's host-mm lock).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -383,6 +385,64 @@ static void test_frames_under_load(void **state)
 	free(frames);
 }
 
+/* (g) */
+
+struct blocking_frames {
+	pthread_mutex_t host_mm_lock;
+	atomic_bool in_get_frame;
+};
+
+static int blocking_get_frame(void *opaque, uint64_t hva, bool write, void **frame)
+{
+	struct blocking_frames *bf = opaque;
+
+	atomic_store(&bf->in_get_frame, true);
+	pthread_mutex_lock(&bf->host_mm_lock);
+	pthread_mutex_unlock(&bf->host_mm_lock);
+	*frame = (void *)(uintptr_t)hva;
+	return 0;
+}
+
+static void blocking_put_frame(void *opaque, void *frame)
+{
+}
+
+static void test_start_does_not_wait_for_get_frame(void **state)
+{
+	static const struct ms_frame_ops ops = { blocking_get_frame, blocking_put_frame };
+	struct blocking_frames bf = { .in_get_frame = false };
+	struct access_thread t = { .gpa = GPA_A + MS_PAGE_SIZE };
+	char *h = test_host_alloc(2);
+	uint64_t s = (uintptr_t)h;
+	struct ms_vcpu *vcpu;
+	struct ms_config cfg;
+	char c;
+
+	pthread_mutex_init(&bf.host_mm_lock, NULL);
+	ms_config_init(&cfg);
+	cfg.frame_ops = &ops;
+	cfg.frame_opaque = &bf;
+	assert_int_equal(ms_vm_create(&cfg, &t.vm), 0);
+	set_region(t.vm, 0, GPA_A, 2 * MS_PAGE_SIZE, h);
+	assert_int_equal(ms_vcpu_create(t.vm, &vcpu), 0);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA_A, &c, 1), 0); /* an entry to zap */
+
+	pthread_mutex_lock(&bf.host_mm_lock);
+	atomic_store(&bf.in_get_frame, false);
+	pthread_create(&t.thread, NULL, access_main, &t);
+	assert_true(test_wait_until(atomic_load(&bf.in_get_frame)));
+	/* Zapping page 0 waits for vCPUs using entries, not for that fault. */
+	assert_int_equal(ms_invalidate_range_start(t.vm, s, s + MS_PAGE_SIZE, true), 0);
+	assert_int_equal(test_stats(t.vm).entries_zapped, 1);
+	ms_invalidate_range_end(t.vm, s, s + MS_PAGE_SIZE);
+	pthread_mutex_unlock(&bf.host_mm_lock);
+	pthread_join(t.thread, NULL);
+	assert_int_equal(t.result, 0);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(t.vm);
+	test_host_free(h, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_count_gate_holds_update),
 		cmocka_unit_test(test_rwsem_gate_blocks_start),
 		cmocka_unit_test(test_frames_under_load),
+		cmocka_unit_test(test_start_does_not_wait_for_get_frame),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
