@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * slot_index: a B+tree of half-open intervals [start, end), ordered by start
+ * (ties kept in insertion order).  Internal nodes keep, for each child, its
+ * smallest start (to descend) and its largest end (to prune overlap walks).
+ * Keys sit in contiguous arrays, so a node is searched by a scan over a few
+ * cache lines, and leaves keep each entry's end beside its start so that a
+ * lookup never touches the value.
+ *
+ * Removal never allocates: an emptied node is freed, an underfull one is
+ * left as it is, and a root with one child is replaced by it.  Insertion
+ * allocates every node it may need before changing anything.
+ *
+ * No locking: see slot_index.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "slot_index.h"
+
+/* Measured at 32764 random lookups: 8 beats 16 and 32 (docs/design.md). */
+#define SLOT_INDEX_FANOUT 8
+#define SLOT_INDEX_MAX_HEIGHT 24
+
+struct slot_index_node {
+	/* Leaves: entry starts.  Internal: each child's smallest start. */
+	uint64_t start[SLOT_INDEX_FANOUT];
+	/* Leaves: entry ends.  Internal: each child's largest end. */
+	uint64_t end[SLOT_INDEX_FANOUT];
+	union {
+		void *value[SLOT_INDEX_FANOUT];
+		struct slot_index_node *child[SLOT_INDEX_FANOUT];
+	};
+	unsigned int nr;
+	bool leaf;
+} __attribute__((aligned(64)));
+
+struct slot_index {
+	struct slot_index_node *root;
+	unsigned int height; /* 1: the root is a leaf */
+	unsigned long count;
+};
+
+/* Nodes an insertion may need, allocated before it changes anything. */
+struct node_reserve {
+	unsigned int nr;
+	struct slot_index_node *node[SLOT_INDEX_MAX_HEIGHT + 1];
+};
+
+/* Unused starts hold UINT64_MAX, above every gfn and host address. */
+static void node_pad(struct slot_index_node *n)
+{
+	for (unsigned int i = n->nr; i < SLOT_INDEX_FANOUT; i++)
+		n->start[i] = UINT64_MAX;
+}
+
+static struct slot_index_node *node_alloc(void)
+{
+	return aligned_alloc(64, sizeof(struct slot_index_node));
+}
+
+static struct slot_index_node *node_take(struct node_reserve *res, bool leaf)
+{
+	struct slot_index_node *n = res->node[--res->nr];
+
+	n->nr = 0;
+	n->leaf = leaf;
+	node_pad(n);
+	return n;
+}
+
+struct slot_index *slot_index_create(void)
+{
+	struct slot_index *index = calloc(1, sizeof(*index));
+
+	if (!index)
+		return NULL;
+	index->root = node_alloc();
+	if (!index->root) {
+		free(index);
+		return NULL;
+	}
+	index->root->nr = 0;
+	index->root->leaf = true;
+	node_pad(index->root);
+	index->height = 1;
+	return index;
+}
+
+static void node_destroy(struct slot_index_node *n)
+{
+	if (!n->leaf)
+		for (unsigned int i = 0; i < n->nr; i++)
+			node_destroy(n->child[i]);
+	free(n);
+}
+
+void slot_index_destroy(struct slot_index *index)
+{
+	node_destroy(index->root);
+	free(index);
+}
+
+unsigned long slot_index_count(const struct slot_index *index)
+{
+	return index->count;
+}
+
+/*
+ * How many of the node's starts are <= key.  Unused slots hold UINT64_MAX,
+ * so the scan has a fixed length: unrolled, no branch on the node's size,
+ * every compare independent of the others.
+ */
+static unsigned int node_rank(const struct slot_index_node *n, uint64_t key)
+{
+	unsigned int rank = 0;
+
+	for (unsigned int i = 0; i < SLOT_INDEX_FANOUT; i++)
+		rank += n->start[i] <= key;
+	return rank;
+}
+
+void *slot_index_find(const struct slot_index *index, uint64_t key)
+{
+	const struct slot_index_node *n = index->root;
+	unsigned int rank;
+
+	while (!n->leaf) {
+		rank = node_rank(n, key);
+		if (!rank)
+			return NULL;
+		n = n->child[rank - 1];
+	}
+	rank = node_rank(n, key);
+	if (!rank || key >= n->end[rank - 1])
+		return NULL;
+	return n->value[rank - 1];
+}
+
+static bool node_visit_overlap(const struct slot_index_node *n, uint64_t start, uint64_t end,
+			       slot_index_visit_fn fn, void *ctx)
+{
+	for (unsigned int i = 0; i < n->nr && n->start[i] < end; i++) {
+		if (n->end[i] <= start)
+			continue;
+		if (n->leaf ? !fn(n->value[i], n->start[i], n->end[i], ctx)
+			    : !node_visit_overlap(n->child[i], start, end, fn, ctx))
+			return false;
+	}
+	return true;
+}
+
+void slot_index_for_each_overlap(const struct slot_index *index, uint64_t start, uint64_t end,
+				 slot_index_visit_fn fn, void *ctx)
+{
+	node_visit_overlap(index->root, start, end, fn, ctx);
+}
+
+/* Refresh the summary (smallest start, largest end) of child i of n. */
+static void node_update_child(struct slot_index_node *n, unsigned int i)
+{
+	const struct slot_index_node *c = n->child[i];
+	uint64_t max = 0;
+
+	for (unsigned int j = 0; j < c->nr; j++)
+		max = c->end[j] > max ? c->end[j] : max;
+	n->start[i] = c->start[0];
+	n->end[i] = max;
+}
+
+static void node_insert_at(struct slot_index_node *n, unsigned int i, uint64_t start, uint64_t end,
+			   void *ptr)
+{
+	unsigned int tail = n->nr - i;
+
+	memmove(&n->start[i + 1], &n->start[i], tail * sizeof(n->start[0]));
+	memmove(&n->end[i + 1], &n->end[i], tail * sizeof(n->end[0]));
+	memmove(&n->value[i + 1], &n->value[i], tail * sizeof(n->value[0]));
+	n->start[i] = start;
+	n->end[i] = end;
+	n->value[i] = ptr;
+	n->nr++;
+}
+
+static void node_remove_at(struct slot_index_node *n, unsigned int i)
+{
+	unsigned int tail = n->nr - i - 1;
+
+	memmove(&n->start[i], &n->start[i + 1], tail * sizeof(n->start[0]));
+	memmove(&n->end[i], &n->end[i + 1], tail * sizeof(n->end[0]));
+	memmove(&n->value[i], &n->value[i + 1], tail * sizeof(n->value[0]));
+	n->nr--;
+	n->start[n->nr] = UINT64_MAX;
+}
+
+/* Move the upper half of a full node into a new right sibling. */
+static struct slot_index_node *node_split(struct slot_index_node *n, struct node_reserve *res)
+{
+	struct slot_index_node *right = node_take(res, n->leaf);
+	unsigned int half = n->nr / 2;
+
+	right->nr = n->nr - half;
+	memcpy(right->start, &n->start[half], right->nr * sizeof(n->start[0]));
+	memcpy(right->end, &n->end[half], right->nr * sizeof(n->end[0]));
+	memcpy(right->value, &n->value[half], right->nr * sizeof(n->value[0]));
+	n->nr = half;
+	node_pad(n);
+	return right;
+}
+
+/* Insert below n; returns the new right sibling if n had to split. */
+static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t start, uint64_t end,
+					   void *value, struct node_reserve *res)
+{
+	unsigned int rank = node_rank(n, start), i;
+	struct slot_index_node *split;
+
+	if (n->leaf) {
+		/* After every equal start: ties keep insertion order. */
+		i = rank;
+		split = n->nr == SLOT_INDEX_FANOUT ? node_split(n, res) : NULL;
+		if (split && i > n->nr)
+			node_insert_at(split, i - n->nr, start, end, value);
+		else
+			node_insert_at(n, i, start, end, value);
+		return split;
+	}
+	i = rank ? rank - 1 : 0;
+	split = node_insert(n->child[i], start, end, value, res);
+	node_update_child(n, i);
+	if (!split)
+		return NULL;
+	if (n->nr < SLOT_INDEX_FANOUT) {
+		node_insert_at(n, i + 1, 0, 0, split);
+		node_update_child(n, i + 1);
+		return NULL;
+	}
+	{
+		struct slot_index_node *right = node_split(n, res);
+		struct slot_index_node *into = i + 1 > n->nr ? right : n;
+		unsigned int at = into == right ? i + 1 - n->nr : i + 1;
+
+		node_insert_at(into, at, 0, 0, split);
+		node_update_child(into, at);
+		return right;
+	}
+}
+
+int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, void *value)
+{
+	struct node_reserve res = { .nr = 0 };
+	struct slot_index_node *split, *root;
+	int r = -ENOMEM;
+
+	if (index->height == SLOT_INDEX_MAX_HEIGHT)
+		return r;
+	/* One split per level and a new root at most. */
+	for (; res.nr < index->height + 1; res.nr++) {
+		res.node[res.nr] = node_alloc();
+		if (!res.node[res.nr])
+			goto out;
+	}
+	split = node_insert(index->root, start, end, value, &res);
+	if (split) {
+		root = node_take(&res, false);
+		root->child[0] = index->root;
+		root->child[1] = split;
+		root->nr = 2;
+		node_update_child(root, 0);
+		node_update_child(root, 1);
+		index->root = root;
+		index->height++;
+	}
+	index->count++;
+	r = 0;
+out:
+	while (res.nr)
+		free(res.node[--res.nr]);
+	return r;
+}
+
+/* Remove (start, value) below n; false if it is not there. */
+static bool node_remove(struct slot_index_node *n, uint64_t start, void *value)
+{
+	for (unsigned int i = 0; i < n->nr && n->start[i] <= start; i++) {
+		if (n->leaf) {
+			if (n->start[i] != start || n->value[i] != value)
+				continue;
+			node_remove_at(n, i);
+			return true;
+		}
+		/* Equal starts may straddle children; a smaller next start may not. */
+		if (i + 1 < n->nr && n->start[i + 1] < start)
+			continue;
+		if (!node_remove(n->child[i], start, value))
+			continue;
+		if (n->child[i]->nr) {
+			node_update_child(n, i);
+		} else {
+			free(n->child[i]);
+			node_remove_at(n, i);
+		}
+		return true;
+	}
+	return false;
+}
+
+bool slot_index_remove(struct slot_index *index, uint64_t start, void *value)
+{
+	struct slot_index_node *root = index->root;
+
+	if (!node_remove(root, start, value))
+		return false;
+	index->count--;
+	while (!root->leaf && root->nr == 1) {
+		index->root = root->child[0];
+		free(root);
+		root = index->root;
+		index->height--;
+	}
+	if (!root->nr) {
+		root->leaf = true;
+		index->height = 1;
+	}
+	return true;
+}
