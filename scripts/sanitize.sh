@@ -6,6 +6,7 @@ kinds=${*:-"address,undefined thread"}
 for kind in $kinds; do
 	dir=build-$(echo "$kind" | cut -d, -f1 | sed 's/address/asan/; s/thread/tsan/')
 	[ -f "$dir/build.ninja" ] || CC=clang meson setup "$dir" -Db_sanitize="$kind" -Db_lundef=false \
+		-Dc_args=-DMS_RCU_OUT_OF_LINE \
 		--buildtype=debugoptimized >/dev/null
 	ninja -C "$dir" >/dev/null
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 \

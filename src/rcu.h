@@ -18,9 +18,10 @@
  * ThreadSanitizer does not see liburcu's ordering (NOTES.md): published
  * pointers go through C11 release/acquire atomics, and in TSan builds each
  * read-side unlock releases a token that synchronize_rcu acquires, which is
- * what the grace period guarantees.  TSan builds also call liburcu's read
- * side out of line, since its inlined code uses volatile accesses that TSan
- * would instrument and misreport.
+ * what the grace period guarantees.  Sanitizer builds call liburcu's read
+ * side out of line (MS_RCU_OUT_OF_LINE, implied under TSan): its inlined code
+ * uses volatile accesses that TSan misreports, and urcu-bp 0.13 hands out
+ * reader records less aligned than their type, which UBSan reports.
  */
 #ifndef MEMSLOTS_RCU_H
 #define MEMSLOTS_RCU_H
@@ -33,7 +34,7 @@
 #endif
 #endif
 
-#ifndef MS_TSAN
+#if !defined(MS_TSAN) && !defined(MS_RCU_OUT_OF_LINE)
 #define _LGPL_SOURCE
 #endif
 #include <stdbool.h>
