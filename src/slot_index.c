@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * slot_index: a B+tree of half-open intervals [start, end), ordered by start
- * (ties kept in insertion order).  Internal nodes keep, for each child, its
- * smallest start (to descend) and its largest end (to prune overlap walks).
- * Keys sit in contiguous arrays, so a node is searched by a scan over a few
- * cache lines, and leaves keep each entry's end beside its start so that a
- * lookup never touches the value.
+ * slot_index: a B+tree of half-open intervals [start, end), ordered by
+ * (start, value): host ranges of many slots may share a start, and the value
+ * breaks the tie so that removing one of them is O(log n) too.  Internal nodes keep, for each
+ * child, its smallest start (to descend) and its largest end (to prune overlap walks). Keys sit in
+ * contiguous arrays, so a node is searched by a scan over a few cache lines, and leaves keep each
+ * entry's end beside its start so that a lookup never touches the value.
  *
- * Removal never allocates: an emptied node is freed, an underfull one is
- * left as it is, and a root with one child is replaced by it.  Insertion
- * allocates every node it may need before changing anything.
+ * Removal never allocates: an emptied node is kept as a spare, an underfull
+ * one is left as it is, and a root with one child is replaced by it.
+ * Insertion makes sure of every node it may need before changing anything;
+ * spares are kept between calls, since malloc was most of an update's cost.
  *
  * No locking: see slot_index.h.
  */
@@ -32,20 +33,24 @@ struct slot_index_node {
 		void *value[SLOT_INDEX_FANOUT];
 		struct slot_index_node *child[SLOT_INDEX_FANOUT];
 	};
+	/* Internal: the value of each child's smallest entry, to break ties. */
+	void *first_value[SLOT_INDEX_FANOUT];
 	unsigned int nr;
 	bool leaf;
 } __attribute__((aligned(64)));
-
-struct slot_index {
-	struct slot_index_node *root;
-	unsigned int height; /* 1: the root is a leaf */
-	unsigned long count;
-};
 
 /* Nodes an insertion may need, allocated before it changes anything. */
 struct node_reserve {
 	unsigned int nr;
 	struct slot_index_node *node[SLOT_INDEX_MAX_HEIGHT + 1];
+};
+
+struct slot_index {
+	struct slot_index_node *root;
+	unsigned int height; /* 1: the root is a leaf */
+	unsigned long count;
+	/* Kept between insertions: most need none, and malloc is the cost. */
+	struct node_reserve spare;
 };
 
 /* Unused starts hold UINT64_MAX, above every gfn and host address. */
@@ -98,6 +103,8 @@ static void node_destroy(struct slot_index_node *n)
 
 void slot_index_destroy(struct slot_index *index)
 {
+	while (index->spare.nr)
+		free(index->spare.node[--index->spare.nr]);
 	node_destroy(index->root);
 	free(index);
 }
@@ -118,6 +125,24 @@ static unsigned int node_rank(const struct slot_index_node *n, uint64_t key)
 
 	for (unsigned int i = 0; i < SLOT_INDEX_FANOUT; i++)
 		rank += n->start[i] <= key;
+	return rank;
+}
+
+static bool entry_le(uint64_t start_a, const void *value_a, uint64_t start_b, const void *value_b)
+{
+	return start_a < start_b ||
+	       (start_a == start_b && (uintptr_t)value_a <= (uintptr_t)value_b);
+}
+
+/* How many of the node's (start, value) pairs are <= (start, value). */
+static unsigned int node_rank_entry(const struct slot_index_node *n, uint64_t start,
+				    const void *value)
+{
+	void *const *values = n->leaf ? n->value : n->first_value;
+	unsigned int rank = 0;
+
+	for (unsigned int i = 0; i < n->nr; i++)
+		rank += entry_le(n->start[i], values[i], start, value);
 	return rank;
 }
 
@@ -167,6 +192,7 @@ static void node_update_child(struct slot_index_node *n, unsigned int i)
 		max = c->end[j] > max ? c->end[j] : max;
 	n->start[i] = c->start[0];
 	n->end[i] = max;
+	n->first_value[i] = c->leaf ? c->value[0] : c->first_value[0];
 }
 
 static void node_insert_at(struct slot_index_node *n, unsigned int i, uint64_t start, uint64_t end,
@@ -177,6 +203,7 @@ static void node_insert_at(struct slot_index_node *n, unsigned int i, uint64_t s
 	memmove(&n->start[i + 1], &n->start[i], tail * sizeof(n->start[0]));
 	memmove(&n->end[i + 1], &n->end[i], tail * sizeof(n->end[0]));
 	memmove(&n->value[i + 1], &n->value[i], tail * sizeof(n->value[0]));
+	memmove(&n->first_value[i + 1], &n->first_value[i], tail * sizeof(n->first_value[0]));
 	n->start[i] = start;
 	n->end[i] = end;
 	n->value[i] = ptr;
@@ -190,6 +217,7 @@ static void node_remove_at(struct slot_index_node *n, unsigned int i)
 	memmove(&n->start[i], &n->start[i + 1], tail * sizeof(n->start[0]));
 	memmove(&n->end[i], &n->end[i + 1], tail * sizeof(n->end[0]));
 	memmove(&n->value[i], &n->value[i + 1], tail * sizeof(n->value[0]));
+	memmove(&n->first_value[i], &n->first_value[i + 1], tail * sizeof(n->first_value[0]));
 	n->nr--;
 	n->start[n->nr] = UINT64_MAX;
 }
@@ -204,6 +232,7 @@ static struct slot_index_node *node_split(struct slot_index_node *n, struct node
 	memcpy(right->start, &n->start[half], right->nr * sizeof(n->start[0]));
 	memcpy(right->end, &n->end[half], right->nr * sizeof(n->end[0]));
 	memcpy(right->value, &n->value[half], right->nr * sizeof(n->value[0]));
+	memcpy(right->first_value, &n->first_value[half], right->nr * sizeof(n->first_value[0]));
 	n->nr = half;
 	node_pad(n);
 	return right;
@@ -213,11 +242,10 @@ static struct slot_index_node *node_split(struct slot_index_node *n, struct node
 static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t start, uint64_t end,
 					   void *value, struct node_reserve *res)
 {
-	unsigned int rank = node_rank(n, start), i;
+	unsigned int rank = node_rank_entry(n, start, value), i;
 	struct slot_index_node *split;
 
 	if (n->leaf) {
-		/* After every equal start: ties keep insertion order. */
 		i = rank;
 		split = n->nr == SLOT_INDEX_FANOUT ? node_split(n, res) : NULL;
 		if (split && i > n->nr)
@@ -249,21 +277,20 @@ static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t s
 
 int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, void *value)
 {
-	struct node_reserve res = { .nr = 0 };
+	struct node_reserve *res = &index->spare;
 	struct slot_index_node *split, *root;
-	int r = -ENOMEM;
 
 	if (index->height == SLOT_INDEX_MAX_HEIGHT)
-		return r;
+		return -ENOMEM;
 	/* One split per level and a new root at most. */
-	for (; res.nr < index->height + 1; res.nr++) {
-		res.node[res.nr] = node_alloc();
-		if (!res.node[res.nr])
-			goto out;
+	for (; res->nr < index->height + 1; res->nr++) {
+		res->node[res->nr] = node_alloc();
+		if (!res->node[res->nr])
+			return -ENOMEM;
 	}
-	split = node_insert(index->root, start, end, value, &res);
+	split = node_insert(index->root, start, end, value, res);
 	if (split) {
-		root = node_take(&res, false);
+		root = node_take(res, false);
 		root->child[0] = index->root;
 		root->child[1] = split;
 		root->nr = 2;
@@ -273,49 +300,53 @@ int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, vo
 		index->height++;
 	}
 	index->count++;
-	r = 0;
-out:
-	while (res.nr)
-		free(res.node[--res.nr]);
-	return r;
+	return 0;
+}
+
+/* An emptied node goes back to the spares, or to malloc if they are full. */
+static void node_release(struct slot_index *index, struct slot_index_node *n)
+{
+	if (index->spare.nr < SLOT_INDEX_MAX_HEIGHT + 1)
+		index->spare.node[index->spare.nr++] = n;
+	else
+		free(n);
 }
 
 /* Remove (start, value) below n; false if it is not there. */
-static bool node_remove(struct slot_index_node *n, uint64_t start, void *value)
+static bool node_remove(struct slot_index *index, struct slot_index_node *n, uint64_t start,
+			void *value)
 {
-	for (unsigned int i = 0; i < n->nr && n->start[i] <= start; i++) {
-		if (n->leaf) {
-			if (n->start[i] != start || n->value[i] != value)
-				continue;
-			node_remove_at(n, i);
-			return true;
-		}
-		/* Equal starts may straddle children; a smaller next start may not. */
-		if (i + 1 < n->nr && n->start[i + 1] < start)
-			continue;
-		if (!node_remove(n->child[i], start, value))
-			continue;
-		if (n->child[i]->nr) {
-			node_update_child(n, i);
-		} else {
-			free(n->child[i]);
-			node_remove_at(n, i);
-		}
+	unsigned int rank = node_rank_entry(n, start, value), i = rank - 1;
+
+	if (!rank)
+		return false;
+	if (n->leaf) {
+		if (n->start[i] != start || n->value[i] != value)
+			return false;
+		node_remove_at(n, i);
 		return true;
 	}
-	return false;
+	if (!node_remove(index, n->child[i], start, value))
+		return false;
+	if (n->child[i]->nr) {
+		node_update_child(n, i);
+	} else {
+		node_release(index, n->child[i]);
+		node_remove_at(n, i);
+	}
+	return true;
 }
 
 bool slot_index_remove(struct slot_index *index, uint64_t start, void *value)
 {
 	struct slot_index_node *root = index->root;
 
-	if (!node_remove(root, start, value))
+	if (!node_remove(index, root, start, value))
 		return false;
 	index->count--;
 	while (!root->leaf && root->nr == 1) {
 		index->root = root->child[0];
-		free(root);
+		node_release(index, root);
 		root = index->root;
 		index->height--;
 	}
