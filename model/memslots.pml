@@ -12,8 +12,8 @@
  *   CHECK_NEVER_NEGATIVE   mmu_invalidate_in_progress never below 0
  *   CHECK_NOT_LEFT_RAISED  nor above 0 once every process has finished
  *   CHECK_SAME_MEMSLOTS    an end sees the memslots its start saw
- *   CHECK_STALE            no entry for P installed or present while an
- *                          invalidation of P is open
+ *   CHECK_STALE            no entry for P installed, used or present while
+ *                          an invalidation of P is open
  * and LTL_PUBLISH adds the claim update_publishes.  Deadlocks are invalid end
  * states.  scripts/run-model.sh runs every check of model/expected.txt.
  *
@@ -201,7 +201,14 @@ proctype fault()
 	do
 	:: tries < FAULT_TRIES ->
 		if
-		:: spte		/* hit */
+		:: d_step {
+			spte ->	/* hit: use the entry's frame */
+#ifdef CHECK_STALE
+			assert(open_inv == 0)
+#else
+			skip
+#endif
+		   }
 		:: else ->
 			rcu_read_lock();
 			seq = mmu_invalidate_seq;
