@@ -76,7 +76,8 @@ trap 'rm -rf "$tmp"' EXIT
 if [ -n "$replay" ]; then
 	[ -n "${run_mode[$replay]:-}" ] || { echo "no run named $replay in $list" >&2; exit 2; }
 	cd "$tmp" && mapfile -t defs < <(spin_defines "$replay")
-	exec spin -t -p -g -k "$model_dir/trails/$replay.trail" "${defs[@]}" "$pml"
+	spin -t -p -g -k "$model_dir/trails/$replay.trail" "${defs[@]}" "$pml"
+	exit
 fi
 
 # Compiler and pan flags of each mode.
