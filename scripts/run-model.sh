@@ -15,6 +15,7 @@
 # counterexample found (expected)" or "...: UNEXPECTED ...", each run's bounds
 # and spin's figures on indented lines, and last "model: N passed, N failed".
 # Exits non-zero when any outcome differs from the expected one.
+# MODEL_RUN_TIMEOUT bounds each pan run (seconds, default 300).
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
