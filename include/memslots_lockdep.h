@@ -10,6 +10,7 @@
 #define MEMSLOTS_LOCKDEP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -47,8 +48,12 @@ struct ms_lockdep_site {
 	unsigned int line;
 };
 
-#define MS_LOCKDEP_SITE ((struct ms_lockdep_site){__func__, __FILE__, __LINE__})
+#define MS_LOCKDEP_SITE ((struct ms_lockdep_site){ __func__, __FILE__, __LINE__ })
 
+/*
+ * True while the validator is on.  Read by every annotation (a relaxed load:
+ * one plain move and one predictable branch); written only by the validator.
+ */
 extern bool ms_lockdep_active;
 
 void ms_lockdep_enable(void);
@@ -69,31 +74,77 @@ unsigned long ms_lockdep_reports(void);
 /* Where reports go; default stderr. */
 void ms_lockdep_set_output(FILE *out);
 
+/* What a report is about. */
+enum ms_lockdep_report_kind {
+	MS_LOCKDEP_CIRCULAR,	    /* possible circular locking dependency */
+	MS_LOCKDEP_RECURSIVE,	    /* AA: a lock the thread already holds, not a recursive read */
+	MS_LOCKDEP_BAD_UNLOCK,	    /* release of a lock that is not held */
+	MS_LOCKDEP_HELD_AT_EXIT,    /* a thread exited holding locks */
+	MS_LOCKDEP_SLEEP_IN_ATOMIC, /* might_sleep with a spinlock held */
+	MS_LOCKDEP_SLEEP_IN_RCU,    /* might_sleep inside an RCU read side */
+	MS_LOCKDEP_FORBIDDEN_NESTING, /* a ms_lockdep_forbid_nesting() rule broken */
+	MS_LOCKDEP_HELD_LOCK_FREED,   /* ms_lockdep_free_range() over a lock still held */
+	MS_LOCKDEP_EXHAUSTED,	      /* a fixed pool ran out: validation stopped */
+	MS_LOCKDEP_NR_REPORT_KINDS,
+};
+
+/* Distinct problems of one kind reported so far; they sum to ms_lockdep_reports(). */
+unsigned long ms_lockdep_reports_of(enum ms_lockdep_report_kind kind);
+/* On, and not stopped by an exhausted pool. */
+bool ms_lockdep_validating(void);
+/*
+ * Reports the locks the calling thread still holds, then forgets the thread.
+ * Threads created with pthread_create get this check when they exit; the main
+ * thread, which leaves through exit(), must call it itself.
+ */
+void ms_lockdep_thread_exit(void);
+/*
+ * The memory at [addr, addr + size) that holds maps is about to be freed (a
+ * VM destroyed with invalidations still open): forget every hold of a map in
+ * it.  A shared hold of a pseudo-lock or an rwsem (an invalidation left open)
+ * is forgotten quietly; any other is reported as a held lock freed.
+ */
+void ms_lockdep_free_range_at(const void *addr, size_t size, struct ms_lockdep_site site);
+/*
+ * Every thread's held locks, for a watchdog.  The newest lock of a thread may
+ * be one it is still waiting for: acquisitions are annotated before blocking.
+ */
+void ms_lockdep_show_all_locks(FILE *out);
+
+/* The one branch an annotation costs while the validator is off. */
+#define ms_lockdep_on() __builtin_expect(__atomic_load_n(&ms_lockdep_active, __ATOMIC_RELAXED), 0)
+
 #define ms_lockdep_init_map(map, name, kind) \
 	ms_lockdep_init_map_at((map), (name), (kind), __FILE__, __LINE__)
 
 #define ms_lock_acquire(map, mode)                                                    \
 	do {                                                                          \
-		if (__builtin_expect(ms_lockdep_active, 0))                           \
+		if (ms_lockdep_on())                                                  \
 			ms_lockdep_acquire_at((map), (mode), false, MS_LOCKDEP_SITE); \
 	} while (0)
 
 #define ms_lock_acquire_try(map, mode)                                               \
 	do {                                                                         \
-		if (__builtin_expect(ms_lockdep_active, 0))                          \
+		if (ms_lockdep_on())                                                 \
 			ms_lockdep_acquire_at((map), (mode), true, MS_LOCKDEP_SITE); \
 	} while (0)
 
 #define ms_lock_release(map)                                           \
 	do {                                                           \
-		if (__builtin_expect(ms_lockdep_active, 0))            \
+		if (ms_lockdep_on())                                   \
 			ms_lockdep_release_at((map), MS_LOCKDEP_SITE); \
 	} while (0)
 
 #define ms_might_sleep(what)                                                \
 	do {                                                                \
-		if (__builtin_expect(ms_lockdep_active, 0))                 \
+		if (ms_lockdep_on())                                        \
 			ms_lockdep_might_sleep_at((what), MS_LOCKDEP_SITE); \
+	} while (0)
+
+#define ms_lockdep_free_range(addr, size)                                          \
+	do {                                                                       \
+		if (ms_lockdep_on())                                               \
+			ms_lockdep_free_range_at((addr), (size), MS_LOCKDEP_SITE); \
 	} while (0)
 
 #ifdef __cplusplus
