@@ -38,7 +38,7 @@ struct ms_lockdep_map {
 	enum ms_lock_kind kind;
 	const char *file;
 	unsigned int line;
-	void *class; /* owned by the validator */
+	void *class_cache; /* owned by the validator */
 };
 
 /* Where an annotation was made, for reports. */

@@ -216,8 +216,8 @@ static bool lockdep_class_of(struct ms_lockdep_map *map, uint32_t *class)
 	struct lockdep_class *c;
 	uint32_t bucket, i;
 
-	if (map->class) {
-		*class = (uint32_t)((struct lockdep_class *)map->class - lockdep_classes);
+	if (map->class_cache) {
+		*class = (uint32_t)((struct lockdep_class *)map->class_cache - lockdep_classes);
 		return true;
 	}
 	bucket = hash_string(hash_string(map->line, name), file) % CLASS_HASH_SIZE;
@@ -230,7 +230,7 @@ static bool lockdep_class_of(struct ms_lockdep_map *map, uint32_t *class)
 	*c = (struct lockdep_class){ name, file, map->line, map->kind, 0, class_hash[bucket] };
 	i = class_hash[bucket] = nr_classes;
 found:
-	map->class = &lockdep_classes[i - 1];
+	map->class_cache = &lockdep_classes[i - 1];
 	*class = i - 1;
 	return true;
 }

@@ -81,6 +81,8 @@ void ms_vm_destroy(struct ms_vm *vm)
 	ms_memslots_destroy(vm);
 	vm->gate_ops->destroy(vm);
 	ms_mutex_destroy(&vm->slots_lock);
+	/* Holds of open invalidations die with the VM, not with a later one here. */
+	ms_lockdep_free_range(vm, sizeof(*vm));
 	free(vm);
 }
 

@@ -57,7 +57,8 @@ struct reader {
 	struct ms_vm *vm;
 	const char *h1, *h2;
 	atomic_bool *stop;
-	unsigned long seen_h1, seen_h2, faults, mixed;
+	atomic_ulong seen_h1, seen_h2;
+	unsigned long faults, mixed;
 };
 
 static void check_bytes(struct reader *rd, const unsigned char *buf, size_t len)
@@ -109,8 +110,13 @@ static void test_readers_see_old_or_new(void **state)
 		rd[i] = (struct reader){ .vm = vm, .h1 = h1, .h2 = h2, .stop = &stop };
 		pthread_create(&rd[i].thread, NULL, reader_main, &rd[i]);
 	}
-	for (int i = 0; i < 2000; i++) {
+	/* At least 2000 rounds, and on until both mappings were read. */
+	for (int i = 0; i < 2000 || !atomic_load(&rd[0].seen_h1) || !atomic_load(&rd[0].seen_h2);
+	     i++) {
 		const char *h = i & 1 ? h2 : h1;
+
+		if (i == 1000000)
+			break;
 
 		set_region(vm, 0, GPA_A, MS_PAGE_SIZE, h); /* create */
 		set_region(vm, 0, GPA_B, MS_PAGE_SIZE, h); /* move */
@@ -276,7 +282,7 @@ struct mix {
 	struct test_frames *frames;
 	char *host;
 	atomic_bool stop;
-	atomic_ulong live_after_start, starts;
+	atomic_ulong live_after_start, starts, vcpu_ops;
 };
 
 struct mix_vcpu {
@@ -312,6 +318,7 @@ static void *mix_vcpu(void *arg)
 			ms_vcpu_write(vcpu, 0, gpa, "0123456789abcdef", sizeof(buf));
 		else
 			ms_vcpu_read(vcpu, 0, gpa, buf, sizeof(buf));
+		atomic_fetch_add_explicit(&v->m->vcpu_ops, 1, memory_order_relaxed);
 	}
 	ms_vcpu_destroy(vcpu);
 	return NULL;
@@ -364,9 +371,13 @@ static void test_frames_under_load(void **state)
 	pthread_create(&threads[0], NULL, mix_vcpu, &vcpus[0]);
 	pthread_create(&threads[1], NULL, mix_vcpu, &vcpus[1]);
 	pthread_create(&threads[2], NULL, mix_invalidator, &m);
-	for (int i = 0; i < 300; i++) {
+	/* At least 300 rounds, and on until the other threads have run too. */
+	for (int i = 0; i < 300 || atomic_load(&m.starts) < 100 || atomic_load(&m.vcpu_ops) < 100;
+	     i++) {
 		char *half = m.host + MIX_PAGES / 2 * MS_PAGE_SIZE;
 
+		if (i == 1000000)
+			break;
 		set_region(m.vm, 1, GPA_A + MIX_PAGES / 2 * MS_PAGE_SIZE,
 			   MIX_PAGES / 2 * MS_PAGE_SIZE, half);
 		set_region(m.vm, 1, GPA_B, MIX_PAGES / 2 * MS_PAGE_SIZE, half);
@@ -375,7 +386,8 @@ static void test_frames_under_load(void **state)
 	atomic_store(&m.stop, true);
 	for (int i = 0; i < 3; i++)
 		pthread_join(threads[i], NULL);
-	assert_true(atomic_load(&m.starts) > 0);
+	assert_true(atomic_load(&m.starts) >= 100);
+	assert_true(atomic_load(&m.vcpu_ops) >= 100);
 	assert_int_equal(atomic_load(&m.live_after_start), 0);
 	ms_vm_destroy(m.vm);
 	assert_true(frames->got > 0);
