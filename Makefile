@@ -19,7 +19,8 @@ test: build
 	meson test -C $(BUILD) --print-errorlogs
 
 run: build
-	scripts/run-main.sh $(BUILD)
+	@if [ -x scripts/run-main.sh ]; then scripts/run-main.sh $(BUILD); \
+	else $(BUILD)/examples/memslots-example; fi
 
 model: deps
 	scripts/run-model.sh
