@@ -1,0 +1,40 @@
+#!/bin/sh
+# make run: the default workload under the three gates, then one table.
+# Usage: run-main.sh BUILD_DIR [SECONDS_PER_GATE]
+set -u
+stress=$1/tools/stress/memslots-stress
+secs=${2:-10}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+for gate in count rwsem none; do
+	echo "=== memslots-stress --gate $gate --duration $secs"
+	"$stress" --gate "$gate" --duration "$secs" >"$dir/$gate.out" 2>"$dir/$gate.err"
+	echo $? >"$dir/$gate.rc"
+	cat "$dir/$gate.err" "$dir/$gate.out"
+	echo
+done
+
+field() { # field GATE PATTERN AWK-PROGRAM
+	grep -m1 -- "$2" "$dir/$1.out" 2>/dev/null | awk "$3"
+}
+
+echo "=== the seed's argument, one gate per line"
+printf '%-6s %-48s %5s %15s %8s %22s\n' gate outcome exit "invalidations/s" elided "update p50 / p99 (us)"
+for gate in count rwsem none; do
+	rc=$(cat "$dir/$gate.rc")
+	case $rc in
+	0) what="clean: every invariant held" ;;
+	3) what="HANG: the seed's deadlock (watchdog report)" ;;
+	1) if grep -q "never negative: mmu_invalidate_in_progress" "$dir/$gate.err"; then
+		what="imbalance: in-progress count went negative"
+	   else
+		what="invariant violated"
+	   fi ;;
+	*) what="exit $rc" ;;
+	esac
+	rate=$(field "$gate" "^  invalidator " '{print $3}')
+	elided=$(field "$gate" "^  invalidations " '{print $4}' | tr -d ',')
+	lat=$(field "$gate" "update latency" '{print $4 " / " $7}')
+	printf '%-6s %-48s %5s %15s %8s %22s\n' "$gate" "$what" "$rc" "${rate:--}" "${elided:--}" "${lat:--}"
+done

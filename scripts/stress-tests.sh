@@ -1,0 +1,50 @@
+#!/bin/sh
+# Short memslots-stress runs with their expected outcomes, for `make test`.
+# Usage: stress-tests.sh PATH/TO/memslots-stress
+set -u
+stress=$1
+passed=0
+failed=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
+# check NAME EXPECTED_EXIT PATTERN|"" NEGATIVE_PATTERN|"" -- ARGS...
+check() {
+	name=$1 want=$2 pattern=$3 absent=$4
+	shift 5
+	timeout 120 "$stress" "$@" >"$out" 2>&1
+	rc=$?
+	ok=1
+	[ "$rc" -eq "$want" ] || ok=0
+	[ -z "$pattern" ] || grep -q -- "$pattern" "$out" || ok=0
+	[ -z "$absent" ] || ! grep -q -- "$absent" "$out" || ok=0
+	if [ $ok -eq 1 ]; then
+		echo "stress: $name: ok"
+		passed=$((passed + 1))
+	else
+		echo "stress: $name: FAILED (exit $rc, wanted $want)"
+		sed 's/^/    /' "$out" | tail -n 30
+		failed=$((failed + 1))
+	fi
+}
+
+check "count gate, default workload: clean" 0 "result: clean" "VIOLATED" -- \
+	--gate count --duration 3 --seed 7
+check "count gate, seed's interleaving: no deadlock" 0 "result: clean" "" -- \
+	--gate count --scenario seed-deadlock --watchdog 2
+check "rwsem gate, seed's interleaving: hang detected" 3 "HANG: no progress" "" -- \
+	--gate rwsem --scenario seed-deadlock --watchdog 1
+check "no gate, update inside an invalidation: imbalance detected" 1 \
+	"in-progress count never negative: mmu_invalidate_in_progress = -1" "" -- \
+	--gate none --scenario imbalance --watchdog 2
+check "count gate, update inside an invalidation: balanced" 0 "result: clean" "" -- \
+	--gate count --scenario imbalance --watchdog 2
+check "rwsem gate --lockdep: the seed's circular dependency" 3 \
+	"possible circular locking dependency" "" -- \
+	--gate rwsem --scenario seed-deadlock --lockdep --watchdog 1
+check "count gate --lockdep, default workload: no report" 0 "lock validator: 0 report(s)" \
+	"WARNING" -- --gate count --lockdep --duration 3 --seed 3
+check "bad option: one line, exit 2" 2 "bad gate" "" -- --gate rcu
+
+echo "stress: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,845 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * memslots-stress: vCPU threads, invalidating threads and a memslot updater
+ * run against the simulated host mm (hostmm.c) under one gate design, every
+ * invariant checked on every operation, a watchdog for hangs.  Scenarios:
+ * default (random workload), seed-deadlock (the seed's three-party
+ * interleaving, forced), imbalance (an update between an elided start and
+ * its end, forced).  Exit: 0 all held, 1 invariant violated, 2 bad usage,
+ * 3 hang.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <sched.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hostmm.h"
+
+#define EXIT_VIOLATED 1
+#define EXIT_USAGE 2
+#define EXIT_HANG 3
+#define MAX_THREADS 16
+#define SLOT_PAGES 4
+#define MAX_UPDATE_SAMPLES (1u << 20)
+
+enum invariant {
+	INV_STALE,
+	INV_TORN,
+	INV_NEGATIVE,
+	INV_GENERATION,
+	INV_FRAMES,
+	INV_END_STATE,
+	INV_NR
+};
+
+static const char *const invariant_names[INV_NR] = {
+	"no stale frame used",
+	"no frame used while its page changed",
+	"in-progress count never negative",
+	"start and end see one generation",
+	"every frame got is put once",
+	"at the end: count 0, nothing left",
+};
+
+struct options {
+	enum ms_gate gate;
+	const char *scenario;
+	double duration, watchdog;
+	uint64_t seed;
+	bool json, lockdep, no_elision;
+	unsigned int vcpus, invalidators, slots, related_pct;
+};
+
+enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_NR };
+static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater" };
+
+struct worker {
+	pthread_t thread;
+	enum role role;
+	unsigned int id;
+	uint64_t rng;
+	atomic_ulong ops;
+	/* What the thread is doing now, for the watchdog. */
+	const char *_Atomic doing;
+	_Atomic bool holds_hostmm;
+};
+
+static struct {
+	struct options opt;
+	struct hostmm mm;
+	struct ms_vm *vm;
+	struct worker workers[MAX_THREADS];
+	unsigned int nworkers;
+	atomic_bool stop;
+	atomic_ulong violations[INV_NR];
+	atomic_flag reported[INV_NR];
+	double t0;
+	uint64_t *update_ns;
+	atomic_uint nr_update_ns;
+	/* The scenario's own steps. */
+	atomic_int step;
+} S;
+
+static __thread uint64_t trace_gen[8];
+static __thread unsigned int trace_depth;
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void violated(enum invariant inv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void violated(enum invariant inv, const char *fmt, ...)
+{
+	va_list ap;
+
+	atomic_fetch_add(&S.violations[inv], 1);
+	if (atomic_flag_test_and_set(&S.reported[inv]))
+		return;
+	fprintf(stderr, "memslots-stress: VIOLATED: %s: ", invariant_names[inv]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* Invariant 3, through the library's trace hooks (on the calling thread). */
+static void trace_start(void *opaque, uint64_t s, uint64_t e, bool elided, uint64_t gen)
+{
+	if (trace_depth < 8)
+		trace_gen[trace_depth] = gen;
+	trace_depth++;
+}
+
+static void trace_end(void *opaque, uint64_t s, uint64_t e, bool elided, uint64_t gen)
+{
+	if (trace_depth && --trace_depth < 8 && trace_gen[trace_depth] != gen)
+		violated(INV_GENERATION, "start saw generation %" PRIu64 ", end %" PRIu64,
+			 trace_gen[trace_depth], gen);
+}
+
+static const struct ms_trace_ops trace_ops = { trace_start, trace_end };
+
+static void check_count(void)
+{
+	struct ms_stats st;
+
+	ms_vm_stats(S.vm, &st);
+	if (st.mmu_invalidate_in_progress < 0 || st.in_progress_underflows)
+		violated(INV_NEGATIVE,
+			 "mmu_invalidate_in_progress = %" PRId64 ", %" PRIu64 " underflow(s)",
+			 st.mmu_invalidate_in_progress, st.in_progress_underflows);
+}
+
+static void finish(struct worker *w)
+{
+	atomic_store(&w->doing, "done");
+	atomic_fetch_add(&w->ops, 1);
+}
+
+/* Slot i maps host pages [i * SLOT_PAGES, (i + 1) * SLOT_PAGES). */
+static uint64_t slot_gpa(unsigned int i, bool moved)
+{
+	return 0x100000000ull + (uint64_t)i * 0x100000 + (moved ? 0x80000 : 0);
+}
+
+static struct ms_region slot_region(unsigned int i, bool moved, uint32_t flags, bool exists)
+{
+	return (struct ms_region){ .slot = i,
+				   .flags = flags,
+				   .guest_phys_addr = slot_gpa(i, moved),
+				   .memory_size = exists ? SLOT_PAGES * MS_PAGE_SIZE : 0,
+				   .userspace_addr = hostmm_addr(&S.mm, i * SLOT_PAGES) };
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct worker *w = arg;
+	struct ms_vcpu *vcpu;
+	struct page_stamp st;
+
+	if (ms_vcpu_create(S.vm, &vcpu))
+		return NULL;
+	while (!atomic_load(&S.stop)) {
+		unsigned int slot = rnd(&w->rng) % S.opt.slots, page = rnd(&w->rng) % SLOT_PAGES;
+		bool moved = rnd(&w->rng) & 1;
+		uint64_t gpa = slot_gpa(slot, moved) + (uint64_t)page * MS_PAGE_SIZE;
+		unsigned int hpage = slot * SLOT_PAGES + page;
+		uint64_t before = atomic_load(&S.mm.version[hpage]);
+
+		atomic_store(
+		    &w->doing,
+		    "ms_vcpu_read (waits while an invalidation or update covers the page)");
+		if (ms_vcpu_read(vcpu, 0, gpa, &st, sizeof(st)) == 0) {
+			if (!stamp_consistent(&st))
+				violated(INV_TORN, "vcpu%u read page %u torn", w->id, hpage);
+			else if (st.version < before)
+				violated(INV_STALE,
+					 "vcpu%u read version %" PRIu64
+					 " of page %u, which had version %" PRIu64
+					 " before the read",
+					 w->id, st.version, hpage, before);
+		}
+		if (rnd(&w->rng) % 4 == 0) {
+			atomic_store(&w->doing, "ms_vcpu_write");
+			ms_vcpu_write(vcpu, 0, gpa + 256 + w->id * 8, &before, sizeof(before));
+		}
+		atomic_store(&w->doing, "running");
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+	}
+	ms_vcpu_destroy(vcpu);
+	finish(w);
+	return NULL;
+}
+
+/* A range of host pages: inside the slots' pages, or in the pages no slot maps. */
+static void pick_range(struct worker *w, unsigned int *first, unsigned int *n)
+{
+	unsigned int mapped = S.opt.slots * SLOT_PAGES, spare = S.mm.npages - mapped;
+
+	*n = 1 + rnd(&w->rng) % 3;
+	if (rnd(&w->rng) % 100 < S.opt.related_pct)
+		*first = rnd(&w->rng) % (mapped - *n + 1);
+	else
+		*first = mapped + rnd(&w->rng) % (spare - *n + 1);
+}
+
+/* Start or end under the host-mm lock, as the kernel's mm calls KVM. */
+static int locked_call(struct worker *w, bool start, unsigned int first, unsigned int n,
+		       bool blockable)
+{
+	uint64_t s = hostmm_addr(&S.mm, first), e = hostmm_addr(&S.mm, first + n);
+	int r = 0;
+
+	atomic_store(&w->doing, start ? "waiting for the host-mm lock, to start an invalidation"
+				      : "waiting for the host-mm lock, to end its invalidation");
+	hostmm_lock(&S.mm);
+	atomic_store(&w->holds_hostmm, true);
+	atomic_store(&w->doing,
+		     start ? "in ms_invalidate_range_start" : "in ms_invalidate_range_end");
+	if (start)
+		r = ms_invalidate_range_start(S.vm, s, e, blockable);
+	else
+		ms_invalidate_range_end(S.vm, s, e);
+	atomic_store(&w->holds_hostmm, false);
+	hostmm_unlock(&S.mm);
+	return r;
+}
+
+static void remap(struct worker *w, unsigned int first, unsigned int n, int depth)
+{
+	bool blockable = rnd(&w->rng) % 4 != 0;
+	unsigned int kind = rnd(&w->rng) % 3;
+
+	if (locked_call(w, true, first, n, blockable))
+		return; /* non-blockable and refused: nothing to end */
+	check_count();
+	atomic_store(&w->doing, "changing pages between start and end");
+	hostmm_remap_change(&S.mm, first, n, (enum remap_kind)kind);
+	if (depth == 0 && rnd(&w->rng) % 8 == 0) {
+		unsigned int f2, n2;
+
+		pick_range(w, &f2, &n2);
+		remap(w, f2, n2, 1); /* nested, maybe overlapping */
+	}
+	locked_call(w, false, first, n, true);
+	check_count();
+}
+
+static void *invalidator_main(void *arg)
+{
+	struct worker *w = arg;
+
+	while (!atomic_load(&S.stop)) {
+		unsigned int first, n;
+
+		pick_range(w, &first, &n);
+		remap(w, first, n, 0);
+		atomic_store(&w->doing, "running");
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		sched_yield();
+	}
+	finish(w);
+	return NULL;
+}
+
+static void record_update(double seconds)
+{
+	unsigned int i = atomic_fetch_add(&S.nr_update_ns, 1);
+
+	if (i < MAX_UPDATE_SAMPLES)
+		S.update_ns[i] = (uint64_t)(seconds * 1e9);
+}
+
+static int update(struct worker *w, struct ms_region r)
+{
+	double t = now_s();
+	int ret;
+
+	atomic_store(&w->doing, "in ms_set_memory_region (holds slots_lock; waits on the gate)");
+	ret = ms_set_memory_region(S.vm, &r);
+	record_update(now_s() - t);
+	atomic_store(&w->doing, "running");
+	return ret;
+}
+
+/* Create, move, flip flags, delete: slots come and go over pages being remapped. */
+static void *updater_main(void *arg)
+{
+	struct worker *w = arg;
+	struct {
+		bool exists, moved;
+		uint32_t flags;
+	} state[64] = { { false } };
+
+	while (!atomic_load(&S.stop)) {
+		unsigned int i = rnd(&w->rng) % S.opt.slots;
+		unsigned int op = rnd(&w->rng) % 3;
+
+		if (!state[i].exists) {
+			state[i].exists = true;
+		} else if (op == 0) {
+			state[i].moved = !state[i].moved;
+		} else if (op == 1) {
+			state[i].flags ^= MS_MEM_LOG_DIRTY_PAGES;
+		} else {
+			state[i].exists = false;
+		}
+		if (update(w, slot_region(i, state[i].moved, state[i].flags, state[i].exists)))
+			violated(INV_END_STATE, "ms_set_memory_region failed on a valid update");
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		usleep(200);
+	}
+	finish(w);
+	return NULL;
+}
+
+static struct worker *spawn(enum role role, void *(*fn)(void *))
+{
+	struct worker *w = &S.workers[S.nworkers];
+
+	w->role = role;
+	w->id = S.nworkers++;
+	w->rng = S.opt.seed * 2654435761u + w->id + 1;
+	atomic_store(&w->doing, "starting");
+	pthread_create(&w->thread, NULL, fn, w);
+	return w;
+}
+
+static void wait_step(int step)
+{
+	while (atomic_load(&S.step) < step)
+		usleep(100);
+}
+
+/*
+ * The seed's deadlock, forced.  A opens an invalidation of page 0; the
+ * updater then waits on the gate; B takes the host-mm lock and starts on
+ * page 1 (the rwsem queues it behind the waiting writer, the host-mm lock
+ * still held); A's end needs the host-mm lock.  The count gate never makes
+ * B wait, so everyone finishes.
+ */
+static void *seed_a_main(void *arg)
+{
+	struct worker *w = arg;
+
+	locked_call(w, true, 0, 1, true);
+	atomic_store(&S.step, 1);
+	wait_step(3);
+	locked_call(w, false, 0, 1, true);
+	finish(w);
+	return NULL;
+}
+
+static void *seed_b_main(void *arg)
+{
+	struct worker *w = arg;
+
+	wait_step(2);
+	hostmm_lock(&S.mm);
+	atomic_store(&w->holds_hostmm, true);
+	atomic_store(&S.step, 3);
+	atomic_store(&w->doing, "in ms_invalidate_range_start");
+	ms_invalidate_range_start(S.vm, hostmm_addr(&S.mm, 1), hostmm_addr(&S.mm, 2), true);
+	atomic_store(&w->holds_hostmm, false);
+	hostmm_unlock(&S.mm);
+	locked_call(w, false, 1, 1, true);
+	finish(w);
+	return NULL;
+}
+
+static void *seed_updater_main(void *arg)
+{
+	struct worker *w = arg;
+
+	wait_step(1);
+	update(w, slot_region(1, true, 0, true));
+	finish(w);
+	return NULL;
+}
+
+/*
+ * The imbalance, forced: an invalidation of a page no slot maps starts
+ * (elided), a slot over that page is created, the invalidation ends.  Without
+ * a gate the end takes mmu_lock and lowers a count the start never raised.
+ */
+static void *imbalance_a_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned int page = S.opt.slots * SLOT_PAGES;
+
+	locked_call(w, true, page, 1, true);
+	check_count();
+	atomic_store(&S.step, 1);
+	wait_step(2);
+	locked_call(w, false, page, 1, true);
+	check_count();
+	finish(w);
+	return NULL;
+}
+
+static void *imbalance_updater_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned int id = S.opt.slots, page = S.opt.slots * SLOT_PAGES;
+	struct ms_region r = { .slot = id,
+			       .guest_phys_addr = 0x200000000ull,
+			       .memory_size = MS_PAGE_SIZE,
+			       .userspace_addr = hostmm_addr(&S.mm, page) };
+
+	wait_step(1);
+	update(w, r);
+	finish(w);
+	return NULL;
+}
+
+static void wait_for_gate_waiter_then(int step, const struct worker *updater)
+{
+	struct ms_stats st;
+
+	for (;;) {
+		ms_vm_stats(S.vm, &st);
+		if (st.gate_waiters || !strcmp(atomic_load(&updater->doing), "done"))
+			break;
+		usleep(100);
+	}
+	atomic_store(&S.step, step);
+}
+
+static const char *gate_name(enum ms_gate g)
+{
+	return g == MS_GATE_COUNT ? "count" : g == MS_GATE_RWSEM ? "rwsem" : "none";
+}
+
+static void hang_report(void)
+{
+	struct ms_stats st;
+
+	ms_vm_stats(S.vm, &st);
+	fprintf(stderr, "\nmemslots-stress: HANG: no progress for %.1f s (gate %s)\n",
+		S.opt.watchdog, gate_name(S.opt.gate));
+	for (unsigned int i = 0; i < S.nworkers; i++) {
+		struct worker *w = &S.workers[i];
+
+		fprintf(stderr, "  %-11s %u: %s%s\n", role_names[w->role], w->id,
+			atomic_load(&w->doing),
+			atomic_load(&w->holds_hostmm) ? " [holds the host-mm lock]" : "");
+	}
+	if (S.opt.gate == MS_GATE_RWSEM)
+		fprintf(stderr,
+			"  mn_slots_rwsem: held for read by %" PRId64
+			" invalidation(s), %u writer(s) waiting\n",
+			st.mn_active_invalidate_count, st.gate_waiters);
+	else
+		fprintf(stderr, "  gate: %" PRId64 " invalidation(s) open, %u update(s) waiting\n",
+			st.mn_active_invalidate_count, st.gate_waiters);
+	if (ms_lockdep_validating())
+		ms_lockdep_show_all_locks(stderr);
+	fflush(stderr);
+}
+
+/* A hang that follows a violated invariant (the missing gate's) is that violation's. */
+static _Noreturn void hang_exit(void)
+{
+	bool violated_before = false;
+
+	hang_report();
+	for (int i = 0; i < INV_NR; i++)
+		violated_before |= atomic_load(&S.violations[i]) != 0;
+	if (violated_before)
+		fprintf(stderr, "memslots-stress: the hang follows a violated invariant\n");
+	_exit(violated_before ? EXIT_VIOLATED : EXIT_HANG);
+}
+
+static unsigned long role_ops(enum role r)
+{
+	unsigned long n = 0;
+
+	for (unsigned int i = 0; i < S.nworkers; i++)
+		if (S.workers[i].role == r)
+			n += atomic_load(&S.workers[i].ops);
+	return n;
+}
+
+static bool role_active(enum role r)
+{
+	for (unsigned int i = 0; i < S.nworkers; i++)
+		if (S.workers[i].role == r && strcmp(atomic_load(&S.workers[i].doing), "done"))
+			return true;
+	return false;
+}
+
+/* Runs on the main thread until the run ends; _exit on a hang. */
+static void watch(bool timed)
+{
+	unsigned long last[ROLE_NR] = { 0 };
+	double since[ROLE_NR], next_line = 0;
+	bool tty = isatty(STDERR_FILENO) && !S.opt.json;
+
+	for (int r = 0; r < ROLE_NR; r++)
+		since[r] = now_s();
+	for (;;) {
+		double t = now_s();
+		bool any = false;
+
+		if (timed && t - S.t0 >= S.opt.duration)
+			return;
+		for (int r = 0; r < ROLE_NR; r++) {
+			unsigned long ops = role_ops(r);
+
+			if (!role_active(r) || ops != last[r]) {
+				last[r] = ops;
+				since[r] = t;
+			}
+			any |= role_active(r);
+			if (t - since[r] > S.opt.watchdog)
+				hang_exit();
+		}
+		if (!timed && !any)
+			return;
+		if (tty && t >= next_line) {
+			fprintf(stderr,
+				"\r[%s] %5.1fs  vcpu %lu  invalidator %lu  updater %lu ops  ",
+				gate_name(S.opt.gate), t - S.t0, last[0], last[1], last[2]);
+			next_line = t + 0.5;
+		}
+		usleep(20000);
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void end_checks(void)
+{
+	struct ms_stats st;
+
+	ms_vm_stats(S.vm, &st);
+	if (st.mmu_invalidate_in_progress || st.mn_active_invalidate_count)
+		violated(INV_END_STATE,
+			 "after the run: mmu_invalidate_in_progress %" PRId64
+			 ", open invalidations %" PRId64,
+			 st.mmu_invalidate_in_progress, st.mn_active_invalidate_count);
+}
+
+static void report(const struct ms_stats *st, double elapsed, int result)
+{
+	unsigned int n = atomic_load(&S.nr_update_ns);
+	uint64_t p50 = 0, p99 = 0, max = 0;
+	double elided = st->invalidations_started
+			    ? 100.0 * st->invalidation_starts_elided / st->invalidations_started
+			    : 0;
+	const char *verdict = result == 0 ? "clean" : "invariant violated";
+
+	if (n > MAX_UPDATE_SAMPLES)
+		n = MAX_UPDATE_SAMPLES;
+	if (n) {
+		qsort(S.update_ns, n, sizeof(*S.update_ns), cmp_u64);
+		p50 = S.update_ns[n / 2];
+		p99 = S.update_ns[(n * 99) / 100];
+		max = S.update_ns[n - 1];
+	}
+	if (S.opt.json) {
+		printf("{\"gate\":\"%s\",\"scenario\":\"%s\",\"seconds\":%.2f,\"result\":\"%s\","
+		       "\"roles\":{",
+		       gate_name(S.opt.gate), S.opt.scenario, elapsed, verdict);
+		for (int r = 0; r < ROLE_NR; r++)
+			printf("%s\"%s\":{\"ops\":%lu,\"per_s\":%.0f}", r ? "," : "", role_names[r],
+			       role_ops(r), role_ops(r) / elapsed);
+		printf("},\"invalidations\":%" PRIu64 ",\"elided_pct\":%.1f,\"refused\":%" PRIu64
+		       ",\"faults\":%" PRIu64 ",\"fault_retries\":%" PRIu64
+		       ",\"update_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"max\":%" PRIu64
+		       "},\"lockdep_reports\":%lu,\"invariants\":{",
+		       st->invalidations_started, elided, st->invalidations_refused, st->faults,
+		       st->fault_retries, p50, p99, max, ms_lockdep_reports());
+		for (int i = 0; i < INV_NR; i++)
+			printf("%s\"%s\":%lu", i ? "," : "", invariant_names[i],
+			       atomic_load(&S.violations[i]));
+		printf("}}\n");
+		return;
+	}
+	if (isatty(STDERR_FILENO))
+		fputc('\n', stderr);
+	printf("memslots-stress: gate %s, scenario %s, %.1f s\n", gate_name(S.opt.gate),
+	       S.opt.scenario, elapsed);
+	printf("  %-12s %12s %12s\n", "role", "ops", "ops/s");
+	for (int r = 0; r < ROLE_NR; r++)
+		printf("  %-12s %12lu %12.0f\n", role_names[r], role_ops(r), role_ops(r) / elapsed);
+	printf("  invalidations %" PRIu64 ", elided %.1f%%, refused (non-blockable) %" PRIu64 "\n",
+	       st->invalidations_started, elided, st->invalidations_refused);
+	printf("  faults %" PRIu64 ", fault retries %" PRIu64 ", entries zapped %" PRIu64 "\n",
+	       st->faults, st->fault_retries, st->entries_zapped);
+	printf("  update latency p50 %.1f us, p99 %.1f us, max %.1f us (%u updates)\n", p50 / 1e3,
+	       p99 / 1e3, max / 1e3, n);
+	if (S.opt.lockdep)
+		printf("  lock validator: %lu report(s)\n", ms_lockdep_reports());
+	for (int i = 0; i < INV_NR; i++) {
+		unsigned long v = atomic_load(&S.violations[i]);
+
+		if (v)
+			printf("  invariant %-40s violated x%lu\n", invariant_names[i], v);
+		else
+			printf("  invariant %-40s held\n", invariant_names[i]);
+	}
+	printf("  result: %s\n", verdict);
+}
+
+static _Noreturn void usage(int code)
+{
+	FILE *out = code ? stderr : stdout;
+
+	fprintf(out,
+		"usage: memslots-stress [options]\n"
+		"  --gate count|rwsem|none   gate design (default count)\n"
+		"  --scenario NAME           default | seed-deadlock | imbalance\n"
+		"  --duration SECONDS        length of the default scenario (default 10)\n"
+		"  --seed N                  seed of the random choices (default 1)\n"
+		"  --vcpus N                 vCPU threads (default 2)\n"
+		"  --invalidators N          invalidating threads (default 2)\n"
+		"  --slots N                 memslots the updater plays with (default 8, max 32)\n"
+		"  --related PERCENT         invalidations that touch slot pages (default 50)\n"
+		"  --no-elision              take mmu_lock for every invalidation\n"
+		"  --watchdog SECONDS        no progress this long is a hang (default 5)\n"
+		"  --lockdep                 run the lock validator\n"
+		"  --json                    print the result as one JSON object\n"
+		"  --help                    this text\n"
+		"exit: 0 every invariant held, 1 an invariant violated, 2 bad usage, 3 hang\n");
+	exit(code);
+}
+
+static _Noreturn void bad_option(const char *what, const char *value)
+{
+	fprintf(stderr, "memslots-stress: bad %s: %s (see --help)\n", what, value ? value : "");
+	exit(EXIT_USAGE);
+}
+
+static double parse_number(const char *what, const char *s, double min, double max)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || v < min || v > max)
+		bad_option(what, s);
+	return v;
+}
+
+static void parse_options(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "gate", required_argument, NULL, 'g' },
+		{ "scenario", required_argument, NULL, 's' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "vcpus", required_argument, NULL, 'v' },
+		{ "invalidators", required_argument, NULL, 'i' },
+		{ "slots", required_argument, NULL, 'n' },
+		{ "related", required_argument, NULL, 'r' },
+		{ "no-elision", no_argument, NULL, 'E' },
+		{ "watchdog", required_argument, NULL, 'w' },
+		{ "lockdep", no_argument, NULL, 'L' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	S.opt = (struct options){ .gate = MS_GATE_COUNT,
+				  .scenario = "default",
+				  .duration = 10,
+				  .watchdog = 5,
+				  .seed = 1,
+				  .vcpus = 2,
+				  .invalidators = 2,
+				  .slots = 8,
+				  .related_pct = 50 };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'g':
+			if (!strcmp(optarg, "count"))
+				S.opt.gate = MS_GATE_COUNT;
+			else if (!strcmp(optarg, "rwsem"))
+				S.opt.gate = MS_GATE_RWSEM;
+			else if (!strcmp(optarg, "none"))
+				S.opt.gate = MS_GATE_NONE;
+			else
+				bad_option("gate", optarg);
+			break;
+		case 's':
+			if (strcmp(optarg, "default") && strcmp(optarg, "seed-deadlock") &&
+			    strcmp(optarg, "imbalance"))
+				bad_option("scenario", optarg);
+			S.opt.scenario = optarg;
+			break;
+		case 'd':
+			S.opt.duration = parse_number("duration", optarg, 0.01, 86400);
+			break;
+		case 'S':
+			S.opt.seed = (uint64_t)parse_number("seed", optarg, 0, 1e18);
+			break;
+		case 'v':
+			S.opt.vcpus = parse_number("vcpus", optarg, 0, 6);
+			break;
+		case 'i':
+			S.opt.invalidators = parse_number("invalidators", optarg, 0, 6);
+			break;
+		case 'n':
+			S.opt.slots = parse_number("slots", optarg, 1, 32);
+			break;
+		case 'r':
+			S.opt.related_pct = parse_number("related", optarg, 0, 100);
+			break;
+		case 'E':
+			S.opt.no_elision = true;
+			break;
+		case 'w':
+			S.opt.watchdog = parse_number("watchdog", optarg, 0.1, 3600);
+			break;
+		case 'L':
+			S.opt.lockdep = true;
+			break;
+		case 'j':
+			S.opt.json = true;
+			break;
+		case 'h':
+			usage(0);
+		default:
+			bad_option("option", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		bad_option("argument", argv[optind]);
+}
+
+static void setup(void)
+{
+	struct ms_config cfg;
+	int r;
+
+	if (hostmm_init(&S.mm, S.opt.slots * SLOT_PAGES + 16)) {
+		fprintf(stderr, "memslots-stress: out of memory\n");
+		exit(EXIT_USAGE);
+	}
+	ms_config_init(&cfg);
+	cfg.address_spaces = 1;
+	cfg.gate = S.opt.gate;
+	cfg.no_elision = S.opt.no_elision;
+	cfg.lockdep = S.opt.lockdep;
+	cfg.frame_ops = &hostmm_frame_ops;
+	cfg.frame_opaque = &S.mm;
+	cfg.trace_ops = &trace_ops;
+	r = ms_vm_create(&cfg, &S.vm);
+	if (r) {
+		fprintf(stderr, "memslots-stress: ms_vm_create: %s\n", strerror(-r));
+		exit(EXIT_USAGE);
+	}
+	S.mm.vm = S.vm;
+	S.update_ns = calloc(MAX_UPDATE_SAMPLES, sizeof(*S.update_ns));
+}
+
+static void run_scenario(void)
+{
+	if (!strcmp(S.opt.scenario, "seed-deadlock")) {
+		struct worker *u;
+
+		update(&(struct worker){ 0 }, slot_region(0, false, 0, true));
+		spawn(ROLE_INVALIDATOR, seed_a_main);
+		spawn(ROLE_INVALIDATOR, seed_b_main);
+		u = spawn(ROLE_UPDATER, seed_updater_main);
+		wait_step(1);
+		wait_for_gate_waiter_then(2, u);
+		watch(false);
+	} else if (!strcmp(S.opt.scenario, "imbalance")) {
+		struct worker *u;
+
+		spawn(ROLE_INVALIDATOR, imbalance_a_main);
+		u = spawn(ROLE_UPDATER, imbalance_updater_main);
+		wait_step(1);
+		wait_for_gate_waiter_then(2, u);
+		watch(false);
+	} else {
+		for (unsigned int i = 0; i < S.opt.vcpus; i++)
+			spawn(ROLE_VCPU, vcpu_main);
+		for (unsigned int i = 0; i < S.opt.invalidators; i++)
+			spawn(ROLE_INVALIDATOR, invalidator_main);
+		spawn(ROLE_UPDATER, updater_main);
+		watch(true);
+		atomic_store(&S.stop, true);
+		watch(false); /* a thread that cannot stop is hung too */
+	}
+	for (unsigned int i = 0; i < S.nworkers; i++)
+		pthread_join(S.workers[i].thread, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct ms_stats st;
+	double elapsed;
+	int result;
+
+	parse_options(argc, argv);
+	setup();
+	S.t0 = now_s();
+	run_scenario();
+	elapsed = now_s() - S.t0;
+	end_checks();
+	ms_vm_stats(S.vm, &st);
+	ms_vm_destroy(S.vm);
+	if (atomic_load(&S.mm.frames_got) != atomic_load(&S.mm.frames_put) ||
+	    atomic_load(&S.mm.bad_puts))
+		violated(INV_FRAMES, "%lu frames got, %lu put, %lu bad puts",
+			 atomic_load(&S.mm.frames_got), atomic_load(&S.mm.frames_put),
+			 atomic_load(&S.mm.bad_puts));
+	result = 0;
+	for (int i = 0; i < INV_NR; i++)
+		if (atomic_load(&S.violations[i]))
+			result = EXIT_VIOLATED;
+	report(&st, elapsed, result);
+	hostmm_destroy(&S.mm);
+	free(S.update_ns);
+	ms_lockdep_thread_exit();
+	return result;
+}
