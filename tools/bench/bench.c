@@ -498,9 +498,6 @@ static void scenario_invalidate(void)
 			for (int related = 0; related < 2; related++) {
 				table("  %-6s %-8s %-10s", gate_name(g), off ? "off" : "on",
 				      related ? "in a slot" : "no slot");
-				if (dat)
-					fprintf(dat, "\"%s %s %s\"", gate_name(g),
-						off ? "off" : "on", related ? "slot" : "none");
 				for (unsigned int n = 1; n <= nproc; n++) {
 					double ns = run_invalidations(g, off, related, n, secs);
 
