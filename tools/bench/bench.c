@@ -488,6 +488,9 @@ static void scenario_invalidate(void)
 {
 	const double secs = opt.quick ? 0.05 : 0.5;
 	unsigned int nproc = sysconf(_SC_NPROCESSORS_ONLN) > 4 ? 4 : sysconf(_SC_NPROCESSORS_ONLN);
+	double pairs_per_us[3][2][2][4] = { { { { 0 } } } };
+	FILE *dat = plot_data("invalidate");
+
 	table("\n== invalidate: ns per start+end pair per thread (one vCPU reading meanwhile)\n");
 	table("  %-6s %-8s %-10s", "gate", "elision", "range");
 	for (unsigned int n = 1; n <= nproc; n++)
@@ -503,9 +506,17 @@ static void scenario_invalidate(void)
 
 					table(" %13.1f", ns);
 					record("invalidate", "pair", ns, "ns");
+					pairs_per_us[g][off][related][n - 1] = 1e3 / ns * n;
 				}
 				table("\n");
 			}
+	/* Chart: unrelated ranges, total pairs per us against threads. */
+	for (unsigned int n = 1; dat && n <= nproc; n++)
+		fprintf(dat, "%u %.3f %.3f %.3f %.3f\n", n, pairs_per_us[0][0][0][n - 1],
+			pairs_per_us[0][1][0][n - 1], pairs_per_us[1][0][0][n - 1],
+			pairs_per_us[2][0][0][n - 1]);
+	if (dat)
+		fclose(dat);
 }
 
 /* --- update under load ---------------------------------------------------- */
@@ -611,39 +622,55 @@ static void scenario_lockdep(void)
 
 /* --- main ----------------------------------------------------------------- */
 
+static const struct chart {
+	const char *name, *gnuplot;
+} charts[] = {
+	{ "translate",
+	  "set logscale xy; set xlabel 'slots'; set ylabel 'ns per lookup'\n"
+	  "set title 'Translation: memslots against peer lookups'\n"
+	  "plot 'translate.dat' u 1:2 w lp t 'memslots hit', '' u 1:3 w lp t 'memslots miss',"
+	  " '' u 1:4 w lp t 'memslots vcpu_read 8 B', '' u 1:5 w lp t 'linear scan "
+	  "(libvhost-user)',"
+	  " '' u 1:6 w lp t 'binary search (vm-memory)'\n" },
+	{ "update", "set logscale x; set xlabel 'slots'; set ylabel 'us (p50)'\n"
+		    "set title 'Memslot update latency with a vCPU reading'\n"
+		    "plot 'update.dat' u 1:2 w lp t 'create', '' u 1:3 w lp t 'move', '' u 1:4 w "
+		    "lp t 'flags',"
+		    " '' u 1:5 w lp t 'delete'\n" },
+	{ "invalidate",
+	  "set xlabel 'invalidating threads'; set ylabel 'start+end pairs per us, all threads'\n"
+	  "set xtics 1; set title 'Invalidations of ranges that touch no slot'\n"
+	  "plot 'invalidate.dat' u 1:2 w lp t 'count gate, elision on',"
+	  " '' u 1:3 w lp t 'count gate, elision off', '' u 1:4 w lp t 'rwsem gate, elision on',"
+	  " '' u 1:5 w lp t 'no gate, elision on'\n" },
+	{ "update-under-load",
+	  "set logscale x; set xlabel 'update latency (us)'; set ylabel 'fraction of updates'\n"
+	  "set title 'Update latency while invalidations run back to back'\n"
+	  "plot 'update-under-load.dat' index 0 u 2:3 w l t 'count (seed)', '' index 1 u 2:3 w l t"
+	  " 'rwsem', '' index 2 u 2:3 w l t 'none'\n" },
+};
+
+/* One PNG per data file this run wrote. */
 static void plot(void)
 {
-	FILE *gp = popen("gnuplot", "w");
+	for (size_t i = 0; i < sizeof(charts) / sizeof(charts[0]); i++) {
+		char path[512];
+		FILE *gp;
 
-	if (!gp) {
-		fprintf(stderr, "memslots-bench: gnuplot not found\n");
-		return;
+		snprintf(path, sizeof(path), "%s/%s.dat", opt.plot_dir, charts[i].name);
+		if (access(path, R_OK))
+			continue;
+		gp = popen("gnuplot", "w");
+		if (!gp) {
+			fprintf(stderr, "memslots-bench: gnuplot not found\n");
+			return;
+		}
+		fprintf(gp,
+			"set terminal pngcairo size 900,540 noenhanced\ncd '%s'\n"
+			"set key left top; set grid\nset output '%s.png'\n%s",
+			opt.plot_dir, charts[i].name, charts[i].gnuplot);
+		pclose(gp);
 	}
-	fprintf(
-	    gp,
-	    "set terminal pngcairo size 900,540 noenhanced\n"
-	    "cd '%s'\n"
-	    "set key left top; set grid\n"
-	    "set output 'translate.png'; set logscale xy; set xlabel 'slots'; set ylabel 'ns per "
-	    "lookup'\n"
-	    "set title 'Translation: memslots against peer lookups'\n"
-	    "plot 'translate.dat' u 1:2 w lp t 'memslots hit', '' u 1:3 w lp t 'memslots miss',"
-	    " '' u 1:4 w lp t 'memslots vcpu_read 8 B', '' u 1:5 w lp t 'linear scan "
-	    "(libvhost-user)',"
-	    " '' u 1:6 w lp t 'binary search (vm-memory)'\n"
-	    "set output 'update.png'; set logscale x; unset logscale y; set ylabel 'us (p50)'\n"
-	    "set title 'Memslot update latency with a vCPU reading'\n"
-	    "plot 'update.dat' u 1:2 w lp t 'create', '' u 1:3 w lp t 'move', '' u 1:4 w lp t "
-	    "'flags',"
-	    " '' u 1:5 w lp t 'delete'\n"
-	    "set output 'update-under-load.png'; set logscale x; set xlabel 'update latency (us)';"
-	    " set ylabel 'fraction of updates'\n"
-	    "set title 'Update latency while invalidations run back to back'\n"
-	    "plot 'update-under-load.dat' index 0 u 2:3 w l t 'count (seed)', '' index 1 u 2:3 w l "
-	    "t"
-	    " 'rwsem', '' index 2 u 2:3 w l t 'none'\n",
-	    opt.plot_dir);
-	pclose(gp);
 }
 
 static _Noreturn void usage(int code)
