@@ -87,6 +87,12 @@ static inline bool test_frames_live_in(struct test_frames *tf, uint64_t start, u
 	return live;
 }
 
+/* Every frame got was put exactly once, and nothing else was put. */
+static inline bool test_frames_balanced(const struct test_frames *tf)
+{
+	return tf->got == tf->put && tf->bad_puts == 0;
+}
+
 static const struct ms_frame_ops test_frame_ops = {
 	.get_frame = test_get_frame,
 	.put_frame = test_put_frame,

@@ -50,8 +50,7 @@ static void fixture_free(struct fixture *f)
 {
 	ms_vcpu_destroy(f->vcpu);
 	ms_vm_destroy(f->vm);
-	assert_int_equal(f->frames.got, f->frames.put);
-	assert_int_equal(f->frames.bad_puts, 0);
+	assert_true(test_frames_balanced(&f->frames));
 	test_host_free(f->host, PAGES);
 	free(f);
 }
