@@ -1,178 +1,457 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * ms_set_memory_region returns what Linux KVM's KVM_SET_USER_MEMORY_REGION
- * returns on x86-64 for the same arguments, table-driven: every -EINVAL of
- * the arguments alone (flags, alignment of size, gpa and hva, the user
- * address space, address-space and slot ids, gpa wrap, 2^31-1 pages), then
- * the overlap check (-EEXIST), then x86's 52-bit limit on create and move;
- * deleting a missing slot, changing size, hva or READONLY of an existing
- * one (-EINVAL); the same arguments again (0, nothing changes).  A failed
- * call changes nothing: lookups, generation and update count are compared.
+ * ms_set_memory_region returns what KVM_SET_USER_MEMORY_REGION returns on
+ * x86-64, rule by rule; tests/ref/kvm_ref.h lists the rules, their order and
+ * the kernel code each comes from.  Table-driven: a row is a starting state,
+ * one region and KVM's answer, written out by hand.  Each row of the main
+ * table runs twice, as written and with address spaces 0 and 1 swapped.
+ *
+ * For every row the reference model must give the row's answer (the table
+ * guards the model that the fuzz harness relies on) and so must the library;
+ * afterwards the library's lookups at and around every slot edge, read and
+ * write, on both address spaces, must equal the model's.  A failed call or a
+ * no-op must change nothing: lookups, memslot_updates and generation are the
+ * same before and after; a call that changes a slot counts one update and
+ * moves the generation on.  Every disagreement is printed, then the test fails.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <cmocka.h>
 
 #include "../common/testutil.h"
+#include "../ref/kvm_ref.h"
 
 #define P MS_PAGE_SIZE
-#define USER_END 0x7ffffffff000ull
-#define HVA 0x10000000ull /* the library never touches slot memory here */
-#define S(as, id) ((as) << 16 | (id))
+#define M (1ull << 20)
+#define G52 (1ull << 52)
+#define END KVM_REF_USER_END
+#define TOP 0xfffffffffffff000ull /* the last page of the 64-bit space */
+#define HVA 0x10000000ull	  /* set_memory_region and lookups never touch it */
+#define S(as, id) ((uint32_t)(as) << 16 | (id))
+#define RO MS_MEM_READONLY
+#define DIRTY MS_MEM_LOG_DIRTY_PAGES
+#define MAXP KVM_REF_MAX_NR_PAGES
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Starting states, created before the row's region is set. */
+static const struct ms_region one[] = {
+	{ S(0, 1), 0, 1 * M, 16 * P, HVA },
+};
+/* Slot 2 is READONLY; 240 free pages lie between the two. */
+static const struct ms_region two[] = {
+	{ S(0, 1), 0, 1 * M, 16 * P, HVA },
+	{ S(0, 2), RO, 2 * M, 16 * P, HVA + 16 * P },
+};
+/* Slot 1 in both address spaces, over the same gfns. */
+static const struct ms_region both[] = {
+	{ S(0, 1), 0, 1 * M, 16 * P, HVA },
+	{ S(1, 1), 0, 1 * M, 16 * P, HVA },
+};
+/* A slot at 8M in the other address space only. */
+static const struct ms_region other[] = {
+	{ S(0, 1), 0, 1 * M, 16 * P, HVA },
+	{ S(1, 2), 0, 8 * M, 16 * P, HVA },
+};
+/* Ends exactly at 2^52, x86's largest guest physical address. */
+static const struct ms_region high[] = {
+	{ S(0, 3), DIRTY, G52 - 16 * P, 16 * P, HVA },
+};
+static const struct ms_region last_id[] = {
+	{ S(0, 32763), 0, 1 * M, 16 * P, HVA },
+};
+/* The host range ends exactly at the end of the user address space. */
+static const struct ms_region at_end[] = {
+	{ S(0, 1), 0, 1 * M, 16 * P, END - 16 * P },
+};
 
 struct row {
 	const char *name;
+	const struct ms_region *start;
+	size_t nstart;
 	struct ms_region r;
 	int expect;
 };
 
-/*
- * Before each row: slot 1 at gpa 0x100000 and slot 2 (READONLY) at 0x200000,
- * 16 pages each; slot 1 of address space 1; slot 3 just below 2^52.
- */
-static const struct ms_region base[] = {
-	{ S(0, 1), 0, 0x100000, 16 * P, HVA },
-	{ S(0, 2), MS_MEM_READONLY, 0x200000, 16 * P, HVA + 16 * P },
-	{ S(1, 1), 0, 0x100000, 16 * P, HVA },
-	{ S(0, 3), 0, (1ull << 52) - 64 * P, 16 * P, HVA },
-};
+#define EMPTY NULL, 0
+#define FROM(s) s, ARRAY_SIZE(s)
 
 static const struct row rows[] = {
-	/* -EINVAL for the arguments alone */
-	{ "unknown flag", { S(0, 5), 1u << 2, 0x400000, P, HVA }, -EINVAL },
-	{ "high flag", { S(0, 5), 1u << 31, 0x400000, P, HVA }, -EINVAL },
-	{ "size unaligned", { S(0, 5), 0, 0x400000, P + 1, HVA }, -EINVAL },
-	{ "gpa unaligned", { S(0, 5), 0, 0x400001, P, HVA }, -EINVAL },
-	{ "hva unaligned", { S(0, 5), 0, 0x400000, P, HVA + 8 }, -EINVAL },
-	{ "hva ends at the user limit", { S(0, 5), 0, 0x400000, P, USER_END - P }, 0 },
-	{ "hva one page past the user limit",
-	  { S(0, 5), 0, 0x400000, 2 * P, USER_END - P },
+	/* 1. flags */
+	{ "flag bit 2 (GUEST_MEMFD)", EMPTY, { S(0, 5), 1u << 2, 4 * M, P, HVA }, -EINVAL },
+	{ "flag bit 31", EMPTY, { S(0, 5), 1u << 31, 4 * M, P, HVA }, -EINVAL },
+	{ "READONLY and dirty logging", EMPTY, { S(0, 5), RO | DIRTY, 4 * M, P, HVA }, 0 },
+	{ "unknown flag on a delete", FROM(one), { S(0, 1), 1u << 3, 1 * M, 0, HVA }, -EINVAL },
+	{ "unknown flag on the same slot",
+	  FROM(one),
+	  { S(0, 1), 1u << 3, 1 * M, 16 * P, HVA },
 	  -EINVAL },
-	{ "hva in the kernel half", { S(0, 5), 0, 0x400000, P, 0xffff800000000000ull }, -EINVAL },
-	{ "hva + size wraps", { S(0, 5), 0, 0x400000, 2 * P, 0xfffffffffffff000ull }, -EINVAL },
-	{ "address space 2 of 2", { S(2, 5), 0, 0x400000, P, HVA }, -EINVAL },
-	{ "last slot id", { S(0, 32763), 0, 0x400000, P, HVA }, 0 },
-	{ "slot id 32764", { S(0, 32764), 0, 0x400000, P, HVA }, -EINVAL },
-	{ "slot id 65535", { S(0, 65535), 0, 0x400000, P, HVA }, -EINVAL },
-	{ "gpa + size wraps", { S(0, 5), 0, 0xfffffffffffff000ull, 2 * P, HVA }, -EINVAL },
-	{ "2^31 pages", { S(0, 5), 0, 0, 1ull << 43, HVA }, -EINVAL },
-	{ "2^31 - 1 pages", { S(0, 5), 0, 0, (1ull << 43) - P, HVA }, -EEXIST },
-	{ "unaligned size of 0 still checked", { S(0, 1), 0, 0x100001, 0, HVA }, -EINVAL },
-	/* delete */
-	{ "delete a slot that does not exist", { S(0, 9), 0, 0, 0, 0 }, -EINVAL },
-	{ "delete", { S(0, 1), 0, 0, 0, 0 }, 0 },
-	{ "delete ignores the other fields", { S(0, 1), 0, 0x7000, 0, HVA + P }, 0 },
-	/* changes to an existing slot */
-	{ "same arguments again", { S(0, 1), 0, 0x100000, 16 * P, HVA }, 0 },
-	{ "change the size", { S(0, 1), 0, 0x100000, 8 * P, HVA }, -EINVAL },
-	{ "change the hva", { S(0, 1), 0, 0x100000, 16 * P, HVA + P }, -EINVAL },
-	{ "set READONLY", { S(0, 1), MS_MEM_READONLY, 0x100000, 16 * P, HVA }, -EINVAL },
-	{ "clear READONLY", { S(0, 2), 0, 0x200000, 16 * P, HVA + 16 * P }, -EINVAL },
-	{ "flags only: dirty logging",
-	  { S(0, 1), MS_MEM_LOG_DIRTY_PAGES, 0x100000, 16 * P, HVA },
+	/* 2. size */
+	{ "size one byte over a page", EMPTY, { S(0, 5), 0, 4 * M, P + 1, HVA }, -EINVAL },
+	{ "size of one byte", EMPTY, { S(0, 5), 0, 4 * M, 1, HVA }, -EINVAL },
+	{ "size below a page on an existing slot",
+	  FROM(one),
+	  { S(0, 1), 0, 1 * M, P - 1, HVA },
+	  -EINVAL },
+	/* 3. gpa */
+	{ "gpa unaligned", EMPTY, { S(0, 5), 0, 4 * M + 8, P, HVA }, -EINVAL },
+	{ "gpa unaligned on a delete", FROM(one), { S(0, 1), 0, 1 * M + 1, 0, HVA }, -EINVAL },
+	/* 4. hva: aligned, inside the user address space */
+	{ "hva unaligned", EMPTY, { S(0, 5), 0, 4 * M, P, HVA + 16 }, -EINVAL },
+	{ "hva unaligned on a delete", FROM(one), { S(0, 1), 0, 1 * M, 0, HVA + 8 }, -EINVAL },
+	{ "hva 0", EMPTY, { S(0, 5), 0, 4 * M, P, 0 }, 0 },
+	{ "host range ends at the user limit",
+	  EMPTY,
+	  { S(0, 5), 0, 4 * M, 16 * P, END - 16 * P },
 	  0 },
-	{ "move", { S(0, 1), 0, 0x800000, 16 * P, HVA }, 0 },
-	/* overlap, on create and move */
-	{ "create overlapping by one page at the end",
-	  { S(0, 5), 0, 0x100000 - P, 2 * P, HVA },
+	{ "host range one page past the user limit",
+	  EMPTY,
+	  { S(0, 5), 0, 4 * M, 17 * P, END - 16 * P },
+	  -EINVAL },
+	{ "hva at the user limit", EMPTY, { S(0, 5), 0, 4 * M, P, END }, -EINVAL },
+	{ "hva in the kernel half",
+	  EMPTY,
+	  { S(0, 5), 0, 4 * M, P, 0xffff800000000000ull },
+	  -EINVAL },
+	{ "hva + size wraps", EMPTY, { S(0, 5), 0, 4 * M, 2 * P, TOP }, -EINVAL },
+	{ "delete with hva at the user limit", FROM(one), { S(0, 1), 0, 1 * M, 0, END }, 0 },
+	{ "delete with hva past the user limit",
+	  FROM(one),
+	  { S(0, 1), 0, 1 * M, 0, END + P },
+	  -EINVAL },
+	{ "same slot again at the user limit",
+	  FROM(at_end),
+	  { S(0, 1), 0, 1 * M, 16 * P, END - 16 * P },
+	  0 },
+	{ "move a slot that ends at the user limit",
+	  FROM(at_end),
+	  { S(0, 1), 0, 4 * M, 16 * P, END - 16 * P },
+	  0 },
+	/* 5. address-space and slot ids */
+	{ "address space 1", EMPTY, { S(1, 5), 0, 4 * M, P, HVA }, 0 },
+	{ "address space 2", EMPTY, { S(2, 5), 0, 4 * M, P, HVA }, -EINVAL },
+	{ "address space 0xffff", EMPTY, { S(0xffff, 5), 0, 4 * M, P, HVA }, -EINVAL },
+	{ "delete in address space 2", EMPTY, { S(2, 1), 0, 0, 0, 0 }, -EINVAL },
+	{ "last slot id, 32763", EMPTY, { S(0, 32763), 0, 4 * M, P, HVA }, 0 },
+	{ "slot id 32764", EMPTY, { S(0, 32764), 0, 4 * M, P, HVA }, -EINVAL },
+	{ "slot id 32767, one of KVM's own", EMPTY, { S(0, 32767), 0, 4 * M, P, HVA }, -EINVAL },
+	{ "slot id 65535", EMPTY, { S(0, 65535), 0, 4 * M, P, HVA }, -EINVAL },
+	{ "delete slot id 32764", EMPTY, { S(0, 32764), 0, 0, 0, 0 }, -EINVAL },
+	{ "delete the last slot id", FROM(last_id), { S(0, 32763), 0, 0, 0, 0 }, 0 },
+	{ "move the last slot id", FROM(last_id), { S(0, 32763), 0, 4 * M, 16 * P, HVA }, 0 },
+	/* 6. gpa + size wraps */
+	{ "gpa + size wraps", EMPTY, { S(0, 5), 0, TOP, 2 * P, HVA }, -EINVAL },
+	{ "gpa + size is exactly 2^64", EMPTY, { S(0, 5), 0, TOP, P, HVA }, -EINVAL },
+	{ "move to where gpa + size wraps", FROM(one), { S(0, 1), 0, TOP, 16 * P, HVA }, -EINVAL },
+	/* 7. at most 2^31 - 1 pages */
+	{ "2^31 - 1 pages", EMPTY, { S(0, 5), 0, 0, MAXP *P, HVA }, 0 },
+	{ "2^31 pages", EMPTY, { S(0, 5), 0, 0, (MAXP + 1) * P, HVA }, -EINVAL },
+	{ "2^31 - 1 pages over a slot", FROM(one), { S(0, 5), 0, 0, MAXP *P, HVA }, -EEXIST },
+	{ "2^31 pages over a slot", FROM(one), { S(0, 5), 0, 0, (MAXP + 1) * P, HVA }, -EINVAL },
+	{ "2^31 - 1 pages ending at 2^52", EMPTY, { S(0, 5), 0, G52 - MAXP *P, MAXP *P, HVA }, 0 },
+	/* 8. delete */
+	{ "delete a slot that does not exist", EMPTY, { S(0, 9), 0, 0, 0, 0 }, -EINVAL },
+	{ "delete a slot of the other address space",
+	  FROM(one),
+	  { S(1, 1), 0, 1 * M, 0, HVA },
+	  -EINVAL },
+	{ "delete", FROM(one), { S(0, 1), 0, 1 * M, 0, HVA }, 0 },
+	{ "delete ignores gpa, hva and flags",
+	  FROM(two),
+	  { S(0, 2), DIRTY, 0x7000, 0, HVA + P },
+	  0 },
+	{ "delete in one address space only", FROM(both), { S(0, 1), 0, 0, 0, 0 }, 0 },
+	{ "delete the slot ending at 2^52", FROM(high), { S(0, 3), 0, 0, 0, 0 }, 0 },
+	/* 9. an existing slot */
+	{ "same arguments again", FROM(two), { S(0, 1), 0, 1 * M, 16 * P, HVA }, 0 },
+	{ "same arguments again, READONLY",
+	  FROM(two),
+	  { S(0, 2), RO, 2 * M, 16 * P, HVA + 16 * P },
+	  0 },
+	{ "shrink", FROM(two), { S(0, 1), 0, 1 * M, 8 * P, HVA }, -EINVAL },
+	{ "grow into free space", FROM(two), { S(0, 1), 0, 1 * M, 17 * P, HVA }, -EINVAL },
+	{ "change the hva", FROM(two), { S(0, 1), 0, 1 * M, 16 * P, HVA + P }, -EINVAL },
+	{ "set READONLY", FROM(two), { S(0, 1), RO, 1 * M, 16 * P, HVA }, -EINVAL },
+	{ "clear READONLY", FROM(two), { S(0, 2), 0, 2 * M, 16 * P, HVA + 16 * P }, -EINVAL },
+	{ "move and shrink", FROM(two), { S(0, 1), 0, 4 * M, 8 * P, HVA }, -EINVAL },
+	{ "move and set READONLY", FROM(two), { S(0, 1), RO, 4 * M, 16 * P, HVA }, -EINVAL },
+	{ "flags only: dirty logging on", FROM(two), { S(0, 1), DIRTY, 1 * M, 16 * P, HVA }, 0 },
+	{ "flags only: dirty logging on a READONLY slot",
+	  FROM(two),
+	  { S(0, 2), RO | DIRTY, 2 * M, 16 * P, HVA + 16 * P },
+	  0 },
+	{ "flags only: dirty logging off",
+	  FROM(high),
+	  { S(0, 3), 0, G52 - 16 * P, 16 * P, HVA },
+	  0 },
+	{ "move", FROM(two), { S(0, 1), 0, 4 * M, 16 * P, HVA }, 0 },
+	{ "move down to gfn 0", FROM(two), { S(0, 1), 0, 0, 16 * P, HVA }, 0 },
+	{ "move and turn dirty logging on", FROM(two), { S(0, 1), DIRTY, 4 * M, 16 * P, HVA }, 0 },
+	{ "move a READONLY slot", FROM(two), { S(0, 2), RO, 4 * M, 16 * P, HVA + 16 * P }, 0 },
+	{ "same id in the other address space is a create",
+	  FROM(one),
+	  { S(1, 1), 0, 4 * M, 8 * P, HVA + P },
+	  0 },
+	/* 10. overlap, on create and on move */
+	{ "create over the first page", FROM(one), { S(0, 5), 0, 1 * M - P, 2 * P, HVA }, -EEXIST },
+	{ "create over the last page",
+	  FROM(one),
+	  { S(0, 5), 0, 1 * M + 15 * P, 2 * P, HVA },
 	  -EEXIST },
-	{ "create overlapping by one page at the start",
-	  { S(0, 5), 0, 0x10f000, 2 * P, HVA },
+	{ "create touching below", FROM(one), { S(0, 5), 0, 1 * M - P, P, HVA }, 0 },
+	{ "create touching above", FROM(one), { S(0, 5), 0, 1 * M + 16 * P, P, HVA }, 0 },
+	{ "create filling the gap exactly",
+	  FROM(two),
+	  { S(0, 5), 0, 1 * M + 16 * P, 1 * M - 16 * P, HVA },
+	  0 },
+	{ "create one page wider than the gap",
+	  FROM(two),
+	  { S(0, 5), 0, 1 * M + 16 * P, 1 * M - 15 * P, HVA },
 	  -EEXIST },
-	{ "create touching below", { S(0, 5), 0, 0x100000 - P, P, HVA }, 0 },
-	{ "create touching above", { S(0, 5), 0, 0x110000, P, HVA }, 0 },
-	{ "create inside", { S(0, 5), 0, 0x104000, P, HVA }, -EEXIST },
-	{ "create covering", { S(0, 5), 0, 0, 64 * P * 1024, HVA }, -EEXIST },
-	{ "move onto another slot", { S(0, 1), 0, 0x1ff000, 16 * P, HVA }, -EEXIST },
-	{ "move onto itself, shifted", { S(0, 1), 0, 0x108000, 16 * P, HVA }, 0 },
-	{ "overlap in the other address space is fine", { S(1, 5), 0, 0x200000, P, HVA }, 0 },
-	{ "same hva in two slots is fine", { S(0, 5), 0, 0x400000, 16 * P, HVA }, 0 },
-	/* x86: 52-bit guest physical addresses, after the overlap check */
-	{ "create ending at 2^52", { S(0, 5), 0, (1ull << 52) - P, P, HVA }, 0 },
-	{ "create ending one page past 2^52", { S(0, 5), 0, 1ull << 52, P, HVA }, -EINVAL },
-	{ "move past 2^52", { S(0, 1), 0, 1ull << 52, 16 * P, HVA }, -EINVAL },
+	{ "create inside", FROM(one), { S(0, 5), 0, 1 * M + 4 * P, P, HVA }, -EEXIST },
+	{ "create over the same gfns", FROM(one), { S(0, 5), 0, 1 * M, 16 * P, HVA }, -EEXIST },
+	{ "create covering two slots", FROM(two), { S(0, 5), 0, 0, 64 * M, HVA }, -EEXIST },
+	{ "create over a slot of the other address space",
+	  FROM(one),
+	  { S(1, 5), 0, 1 * M, 16 * P, HVA },
+	  0 },
+	{ "same hva in two slots", FROM(one), { S(0, 5), 0, 4 * M, 16 * P, HVA }, 0 },
+	{ "move over another slot's first page",
+	  FROM(two),
+	  { S(0, 1), 0, 2 * M - 15 * P, 16 * P, HVA },
+	  -EEXIST },
+	{ "move over another slot's last page",
+	  FROM(two),
+	  { S(0, 2), RO, 1 * M + 15 * P, 16 * P, HVA + 16 * P },
+	  -EEXIST },
+	{ "move touching another slot", FROM(two), { S(0, 1), 0, 2 * M - 16 * P, 16 * P, HVA }, 0 },
+	{ "move over its own old place", FROM(two), { S(0, 1), 0, 1 * M + 8 * P, 16 * P, HVA }, 0 },
+	{ "move over a slot of the other address space",
+	  FROM(other),
+	  { S(0, 1), 0, 8 * M, 16 * P, HVA },
+	  0 },
+	/* 11. x86: nothing above 2^52, on create and move only, after overlap */
+	{ "create ending at 2^52", EMPTY, { S(0, 5), 0, G52 - P, P, HVA }, 0 },
+	{ "create ending one page past 2^52", EMPTY, { S(0, 5), 0, G52 - P, 2 * P, HVA }, -EINVAL },
+	{ "create at 2^52", EMPTY, { S(0, 5), 0, G52, P, HVA }, -EINVAL },
+	{ "create in the last page below 2^64", EMPTY, { S(0, 5), 0, TOP - P, P, HVA }, -EINVAL },
+	{ "move to end at 2^52", FROM(one), { S(0, 1), 0, G52 - 16 * P, 16 * P, HVA }, 0 },
+	{ "move one page past 2^52",
+	  FROM(one),
+	  { S(0, 1), 0, G52 - 15 * P, 16 * P, HVA },
+	  -EINVAL },
 	{ "overlap comes before the 2^52 limit",
-	  { S(0, 5), 0, (1ull << 52) - 50 * P, 60 * P, HVA },
+	  FROM(high),
+	  { S(0, 5), 0, G52 - P, 2 * P, HVA },
 	  -EEXIST },
-	{ "flags change is not held to 2^52",
-	  { S(0, 1), MS_MEM_LOG_DIRTY_PAGES, 0x100000, 16 * P, HVA },
+	{ "same arguments again at 2^52",
+	  FROM(high),
+	  { S(0, 3), DIRTY, G52 - 16 * P, 16 * P, HVA },
 	  0 },
 };
+
+/* Config limits instead of KVM's: one address space of five slot ids. */
+static const struct row small_rows[] = {
+	{ "address space 0 of 1", EMPTY, { S(0, 0), 0, 4 * M, P, HVA }, 0 },
+	{ "address space 1 of 1", EMPTY, { S(1, 0), 0, 4 * M, P, HVA }, -EINVAL },
+	{ "slot id 4 of 5", EMPTY, { S(0, 4), 0, 4 * M, P, HVA }, 0 },
+	{ "slot id 5 of 5", EMPTY, { S(0, 5), 0, 4 * M, P, HVA }, -EINVAL },
+	{ "delete slot id 5 of 5", EMPTY, { S(0, 5), 0, 0, 0, 0 }, -EINVAL },
+};
+
+/* Each slot edge is looked up from both sides. */
+#define MAX_PROBES 32
 
 struct snapshot {
-	uint64_t generation, updates;
-	int lookups[6];
-	uint64_t hvas[6];
+	uint64_t updates, generation;
+	int rc[MAX_PROBES][2][2];
+	uint64_t hva[MAX_PROBES][2][2];
 };
 
-static void take(struct ms_vm *vm, struct ms_vcpu *vcpu, struct snapshot *s)
-{
-	static const struct {
-		unsigned int as;
-		uint64_t gfn;
-	} probes[6] = {
-		{ 0, 0x100 }, { 0, 0x10f }, { 0, 0x200 }, { 0, 0x400 }, { 0, 0x800 }, { 1, 0x100 },
-	};
-	struct ms_stats st = test_stats(vm);
-
-	s->generation = st.generation;
-	s->updates = st.memslot_updates;
-	for (int i = 0; i < 6; i++) {
-		s->hvas[i] = 0;
-		s->lookups[i] =
-		    ms_gfn_to_hva(vcpu, probes[i].as, probes[i].gfn, false, &s->hvas[i]);
-	}
-}
-
-static void test_errno_table(void **state)
-{
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct ms_vm *vm;
-		struct ms_vcpu *vcpu;
-		struct snapshot before, after;
-		int r;
-
-		assert_int_equal(ms_vm_create(NULL, &vm), 0);
-		assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
-		for (size_t b = 0; b < sizeof(base) / sizeof(base[0]); b++)
-			assert_int_equal(ms_set_memory_region(vm, &base[b]), 0);
-		take(vm, vcpu, &before);
-		r = ms_set_memory_region(vm, &rows[i].r);
-		if (r != rows[i].expect)
-			fail_msg("%s: got %d, KVM returns %d", rows[i].name, r, rows[i].expect);
-		take(vm, vcpu, &after);
-		if (r)
-			assert_memory_equal(&before, &after, sizeof(before));
-		ms_vcpu_destroy(vcpu);
-		ms_vm_destroy(vm);
-	}
-}
-
-/* The same arguments again changes nothing at all. */
-static void test_noop_changes_nothing(void **state)
-{
+struct world {
 	struct ms_vm *vm;
 	struct ms_vcpu *vcpu;
-	struct snapshot before, after;
+	struct kvm_ref ref;
+	uint64_t probe[MAX_PROBES];
+	size_t nprobes;
+	const char *row; /* for messages */
+	bool mirrored;
+	unsigned int failures;
+};
 
-	assert_int_equal(ms_vm_create(NULL, &vm), 0);
-	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
-	assert_int_equal(ms_set_memory_region(vm, &base[0]), 0);
-	take(vm, vcpu, &before);
-	assert_int_equal(ms_set_memory_region(vm, &base[0]), 0);
-	take(vm, vcpu, &after);
-	assert_memory_equal(&before, &after, sizeof(before));
-	ms_vcpu_destroy(vcpu);
-	ms_vm_destroy(vm);
+static struct ms_region mirror(struct ms_region r, bool mirrored)
+{
+	if (mirrored && r.slot >> 16 < 2)
+		r.slot ^= 1u << 16;
+	return r;
+}
+
+static void add_probes(struct world *w, const struct ms_region *r)
+{
+	uint64_t gfn = r->guest_phys_addr / P, npages = r->memory_size / P;
+	const uint64_t edges[4] = { gfn - 1, gfn, gfn + npages - 1, gfn + npages };
+
+	if (!npages)
+		return;
+	for (size_t i = 0; i < 4 && w->nprobes < MAX_PROBES; i++)
+		w->probe[w->nprobes++] = edges[i];
+}
+
+/* The library's view (ref false) or the model's of every probe, and stats. */
+static void take(struct world *w, bool ref, struct snapshot *s)
+{
+	*s = (struct snapshot){ 0 };
+	if (!ref) {
+		struct ms_stats st = test_stats(w->vm);
+
+		s->updates = st.memslot_updates;
+		s->generation = st.generation;
+	}
+	for (size_t i = 0; i < w->nprobes; i++)
+		for (unsigned int as = 0; as < 2; as++)
+			for (int write = 0; write < 2; write++) {
+				uint64_t *hva = &s->hva[i][as][write];
+
+				s->rc[i][as][write] =
+				    ref ? kvm_ref_gfn_to_hva(&w->ref, as, w->probe[i], write, hva)
+					: ms_gfn_to_hva(w->vcpu, as, w->probe[i], write, hva);
+			}
+}
+
+static void disagree(struct world *w, const char *what)
+{
+	print_error("%s%s: %s\n", w->row, w->mirrored ? " (address spaces swapped)" : "", what);
+	w->failures++;
+}
+
+/* Lookups of a and b differ somewhere: name the first difference. */
+static bool lookups_differ(struct world *w, const struct snapshot *a, const struct snapshot *b,
+			   const char *what)
+{
+	char msg[200];
+
+	for (size_t i = 0; i < w->nprobes; i++)
+		for (unsigned int as = 0; as < 2; as++)
+			for (int wr = 0; wr < 2; wr++) {
+				if (a->rc[i][as][wr] == b->rc[i][as][wr] &&
+				    (a->rc[i][as][wr] || a->hva[i][as][wr] == b->hva[i][as][wr]))
+					continue;
+				snprintf(msg, sizeof(msg),
+					 "%s: gfn %#llx as %u %s: %d hva %#llx vs %d hva %#llx",
+					 what, (unsigned long long)w->probe[i], as,
+					 wr ? "write" : "read", a->rc[i][as][wr],
+					 (unsigned long long)a->hva[i][as][wr], b->rc[i][as][wr],
+					 (unsigned long long)b->hva[i][as][wr]);
+				disagree(w, msg);
+				return true;
+			}
+	return false;
+}
+
+static void check_stats(struct world *w, const struct snapshot *before,
+			const struct snapshot *after, bool changed)
+{
+	char msg[160];
+
+	if (changed
+		? after->updates == before->updates + 1 && after->generation > before->generation
+		: after->updates == before->updates && after->generation == before->generation)
+		return;
+	snprintf(msg, sizeof(msg), "%s, yet memslot_updates %llu -> %llu, generation %llu -> %llu",
+		 changed ? "a slot changed" : "nothing may change",
+		 (unsigned long long)before->updates, (unsigned long long)after->updates,
+		 (unsigned long long)before->generation, (unsigned long long)after->generation);
+	disagree(w, msg);
+}
+
+static void set_up(struct world *w, const struct row *row, const struct ms_config *cfg)
+{
+	assert_int_equal(ms_vm_create(cfg, &w->vm), 0);
+	assert_int_equal(ms_vcpu_create(w->vm, &w->vcpu), 0);
+	kvm_ref_init(&w->ref, cfg ? cfg->address_spaces : 2,
+		     cfg ? cfg->slots_per_space : MS_MAX_SLOTS_PER_SPACE);
+	w->nprobes = 0;
+	for (size_t i = 0; i < row->nstart; i++) {
+		struct ms_region r = mirror(row->start[i], w->mirrored);
+
+		assert_int_equal(kvm_ref_set_memory_region(&w->ref, &r), 0);
+		assert_int_equal(ms_set_memory_region(w->vm, &r), 0);
+		add_probes(w, &r);
+	}
+}
+
+static void run_row(struct world *w, const struct row *row, const struct ms_config *cfg)
+{
+	struct ms_region r = mirror(row->r, w->mirrored);
+	struct snapshot lib_before, lib_after, model;
+	char msg[200];
+	int got, want;
+
+	w->row = row->name;
+	set_up(w, row, cfg);
+	add_probes(w, &r);
+	take(w, false, &lib_before);
+	take(w, true, &model);
+	lookups_differ(w, &lib_before, &model, "starting state: library vs model");
+
+	want = kvm_ref_set_memory_region(&w->ref, &r);
+	got = ms_set_memory_region(w->vm, &r);
+	if (want != row->expect) {
+		snprintf(msg, sizeof(msg), "model returns %d, the table (KVM) %d", want,
+			 row->expect);
+		disagree(w, msg);
+	}
+	if (got != row->expect) {
+		snprintf(msg, sizeof(msg),
+			 "library returns %d, KVM %d, for slot %#x flags %#x gpa %#llx size %#llx "
+			 "hva %#llx",
+			 got, row->expect, r.slot, r.flags, (unsigned long long)r.guest_phys_addr,
+			 (unsigned long long)r.memory_size, (unsigned long long)r.userspace_addr);
+		disagree(w, msg);
+	}
+	take(w, false, &lib_after);
+	take(w, true, &model);
+	lookups_differ(w, &lib_after, &model, "after the call: library vs model");
+	if (w->ref.last_change == KVM_REF_NONE)
+		lookups_differ(w, &lib_before, &lib_after,
+			       "changed by a call that changes nothing");
+	check_stats(w, &lib_before, &lib_after, w->ref.last_change != KVM_REF_NONE);
+	ms_vcpu_destroy(w->vcpu);
+	ms_vm_destroy(w->vm);
+}
+
+static void test_kvm_rules(void **state)
+{
+	struct world w = { 0 };
+
+	for (int mirrored = 0; mirrored < 2; mirrored++) {
+		w.mirrored = mirrored;
+		for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
+			run_row(&w, &rows[i], NULL);
+	}
+	assert_int_equal(w.failures, 0);
+}
+
+static void test_config_limits(void **state)
+{
+	struct world w = { 0 };
+	struct ms_config cfg;
+
+	ms_config_init(&cfg);
+	cfg.address_spaces = 1;
+	cfg.slots_per_space = 5;
+	for (size_t i = 0; i < ARRAY_SIZE(small_rows); i++)
+		run_row(&w, &small_rows[i], &cfg);
+	assert_int_equal(w.failures, 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_errno_table),
-		cmocka_unit_test(test_noop_changes_nothing),
+		cmocka_unit_test(test_kvm_rules),
+		cmocka_unit_test(test_config_limits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Reference model of KVM_SET_USER_MEMORY_REGION on x86-64 (4 KiB pages) and
+ * of the lookups that follow it, shared by tests/unit/test_errno.c and
+ * tests/fuzz/fuzz_memslots.c.  It is written to be obviously right, not
+ * fast: a flat array of slots and linear scans, no state shared with src/.
+ * Header-only so that each test still builds from its one source file.
+ *
+ * The rules, in the order Linux applies them, and where each comes from
+ * (read in virt/kvm/kvm_main.c, kvm_set_memory_region() -- named
+ * __kvm_set_memory_region() before 6.13 -- and arch/x86/kvm/x86.c,
+ * kvm_arch_prepare_memory_region(), Linux 6.x):
+ *
+ *  1. flags other than LOG_DIRTY_PAGES | READONLY: check_memory_region_flags()
+ *     runs first.  Bit 2 (KVM_MEM_GUEST_MEMFD) is valid only through
+ *     KVM_SET_USER_MEMORY_REGION2 on private-memory VMs, so it is unknown here.
+ *  2. memory_size not a multiple of the page.
+ *  3. guest_phys_addr not page aligned.
+ *  4. userspace_addr not page aligned, or !access_ok(userspace_addr,
+ *     memory_size).  x86-64's access_ok() with a size that is not a
+ *     compile-time constant wants the end not to wrap and to lie at or below
+ *     TASK_SIZE_MAX, 0x7ffffffff000 with 4-level paging (kernels up to 6.3,
+ *     and 6.12 onward where USER_PTR_MAX = TASK_SIZE_MAX; 6.4 to 6.11 only
+ *     kept the end below 2^63, and LAM hardware with LASS raises the limit).
+ *     It runs with size 0 too: a delete whose hva lies above the limit fails.
+ *  5. address-space id >= address spaces (2 on x86, for SMM) or slot id >=
+ *     slots per space.  The ioctl compares the id with KVM_USER_MEM_SLOTS
+ *     (32764 on current x86) before it takes slots_lock, and
+ *     kvm_set_memory_region() again with KVM_MEM_SLOTS_NUM.
+ *  6. guest_phys_addr + memory_size wraps (a sum of exactly 2^64 wraps to 0).
+ *  7. more than KVM_MEM_MAX_NR_PAGES = 2^31 - 1 pages (dirty bitmaps are
+ *     indexed with 32 bits).
+ *     1-7 all return -EINVAL, so their order among themselves cannot be
+ *     observed; what can be is that all of them come before 8-11.
+ *  8. memory_size 0 deletes: -EINVAL if the slot does not exist.  Because
+ *     1-7 ran first, a delete with unknown flags or an unaligned or
+ *     out-of-range gpa or hva fails and deletes nothing; otherwise the
+ *     delete ignores gpa, hva and flags.
+ *  9. An existing slot: a different userspace_addr, page count or READONLY
+ *     bit -> -EINVAL; else a different base gfn is a MOVE; else different
+ *     flags a FLAGS_ONLY change; else nothing to do: 0, nothing changes.
+ * 10. CREATE or MOVE whose gfn range meets a slot of another id in the same
+ *     address space: kvm_check_memslot_overlap() -> -EEXIST.  (CREATE also
+ *     fails if the VM's total page count would wrap an unsigned long, which
+ *     2 * 32764 slots of at most 2^31 - 1 pages cannot reach.)
+ * 11. CREATE or MOVE, x86 only: kvm_arch_prepare_memory_region() returns
+ *     -EINVAL when base_gfn + npages - 1 > kvm_mmu_max_gfn() = 2^(52-12) - 1,
+ *     i.e. when the slot ends above 2^52 (shadow paging, or TDP on a host
+ *     with MAXPHYADDR 52; fewer host address bits lower the limit).  It runs
+ *     after the overlap check; a failed MOVE is reverted: nothing changes.
+ *
+ * Lookups follow kvm_vcpu_gfn_to_hva_prot() / __gfn_to_hva_many(): the slot
+ * holding gfn in the vCPU's address space, none -> error, a write to a
+ * READONLY slot -> error; both are -EFAULT in memslots.  Two things are the
+ * library's own contract, not KVM's: an address-space id beyond the VM's is
+ * -EINVAL (a KVM vCPU picks its address space from its mode), and a vCPU
+ * access of len bytes at gpa fails with -EFAULT unless every page it touches
+ * translates (for a write: writably), with len 0 a success and gpa + len
+ * reaching 2^64 a fault.
+ */
+#ifndef MEMSLOTS_KVM_REF_H
+#define MEMSLOTS_KVM_REF_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "memslots.h"
+
+#define KVM_REF_PAGE_SHIFT 12
+#define KVM_REF_PAGE_SIZE (1ull << KVM_REF_PAGE_SHIFT)
+#define KVM_REF_VALID_FLAGS (MS_MEM_LOG_DIRTY_PAGES | MS_MEM_READONLY)
+#define KVM_REF_USER_END 0x7ffffffff000ull /* TASK_SIZE_MAX, 4-level paging */
+#define KVM_REF_MAX_NR_PAGES ((1ull << 31) - 1)
+#define KVM_REF_MAX_GFN ((1ull << (52 - KVM_REF_PAGE_SHIFT)) - 1)
+#define KVM_REF_SLOTS 64 /* live slots the model holds; the tests use few */
+
+enum kvm_ref_change {
+	KVM_REF_NONE, /* failed, or the same arguments again */
+	KVM_REF_CREATE,
+	KVM_REF_DELETE,
+	KVM_REF_MOVE,
+	KVM_REF_FLAGS_ONLY,
+};
+
+struct kvm_ref_slot {
+	bool used;
+	unsigned int as_id, id;
+	uint64_t base_gfn, npages, userspace_addr;
+	uint32_t flags;
+};
+
+struct kvm_ref {
+	unsigned int address_spaces, slots_per_space;
+	enum kvm_ref_change last_change; /* of the last kvm_ref_set_memory_region */
+	struct kvm_ref_slot slot[KVM_REF_SLOTS];
+};
+
+static inline void kvm_ref_init(struct kvm_ref *ref, unsigned int address_spaces,
+				unsigned int slots_per_space)
+{
+	*ref = (struct kvm_ref){ .address_spaces = address_spaces,
+				 .slots_per_space = slots_per_space };
+}
+
+/* Rules 1-7: what KVM rejects from the arguments alone. */
+static inline int kvm_ref_check_args(const struct kvm_ref *ref, const struct ms_region *r)
+{
+	uint64_t mask = KVM_REF_PAGE_SIZE - 1;
+	unsigned int as_id = r->slot >> 16, id = r->slot & 0xffff;
+
+	if (r->flags & ~KVM_REF_VALID_FLAGS)
+		return -EINVAL;
+	if (r->memory_size & mask)
+		return -EINVAL;
+	if (r->guest_phys_addr & mask)
+		return -EINVAL;
+	if (r->userspace_addr & mask)
+		return -EINVAL;
+	if (r->userspace_addr + r->memory_size < r->userspace_addr ||
+	    r->userspace_addr + r->memory_size > KVM_REF_USER_END)
+		return -EINVAL;
+	if (as_id >= ref->address_spaces || id >= ref->slots_per_space)
+		return -EINVAL;
+	if (r->guest_phys_addr + r->memory_size < r->guest_phys_addr)
+		return -EINVAL;
+	if (r->memory_size >> KVM_REF_PAGE_SHIFT > KVM_REF_MAX_NR_PAGES)
+		return -EINVAL;
+	return 0;
+}
+
+static inline struct kvm_ref_slot *kvm_ref_find(struct kvm_ref *ref, unsigned int as_id,
+						unsigned int id)
+{
+	for (size_t i = 0; i < KVM_REF_SLOTS; i++) {
+		struct kvm_ref_slot *s = &ref->slot[i];
+
+		if (s->used && s->as_id == as_id && s->id == id)
+			return s;
+	}
+	return NULL;
+}
+
+/* Rule 10: does [gfn, gfn + npages) meet a slot of another id in as_id? */
+static inline bool kvm_ref_overlaps(const struct kvm_ref *ref, unsigned int as_id, unsigned int id,
+				    uint64_t gfn, uint64_t npages)
+{
+	for (size_t i = 0; i < KVM_REF_SLOTS; i++) {
+		const struct kvm_ref_slot *s = &ref->slot[i];
+
+		if (s->used && s->as_id == as_id && s->id != id && gfn < s->base_gfn + s->npages &&
+		    s->base_gfn < gfn + npages)
+			return true;
+	}
+	return false;
+}
+
+/* Rules 8 and 9: which change r asks of the existing slot old (or none). */
+static inline int kvm_ref_classify(const struct kvm_ref_slot *old, const struct ms_region *r,
+				   enum kvm_ref_change *change)
+{
+	uint64_t gfn = r->guest_phys_addr >> KVM_REF_PAGE_SHIFT;
+	uint64_t npages = r->memory_size >> KVM_REF_PAGE_SHIFT;
+
+	*change = KVM_REF_NONE;
+	if (!npages) {
+		if (!old)
+			return -EINVAL;
+		*change = KVM_REF_DELETE;
+	} else if (!old) {
+		*change = KVM_REF_CREATE;
+	} else if (r->userspace_addr != old->userspace_addr || npages != old->npages ||
+		   ((r->flags ^ old->flags) & MS_MEM_READONLY)) {
+		return -EINVAL;
+	} else if (gfn != old->base_gfn) {
+		*change = KVM_REF_MOVE;
+	} else if (r->flags != old->flags) {
+		*change = KVM_REF_FLAGS_ONLY;
+	}
+	return 0;
+}
+
+static inline struct kvm_ref_slot *kvm_ref_free_slot(struct kvm_ref *ref)
+{
+	for (size_t i = 0; i < KVM_REF_SLOTS; i++)
+		if (!ref->slot[i].used)
+			return &ref->slot[i];
+	abort(); /* a test outgrew the model: raise KVM_REF_SLOTS */
+}
+
+/* KVM's answer for r; on success r is applied to the model. */
+static inline int kvm_ref_set_memory_region(struct kvm_ref *ref, const struct ms_region *r)
+{
+	unsigned int as_id = r->slot >> 16, id = r->slot & 0xffff;
+	uint64_t gfn = r->guest_phys_addr >> KVM_REF_PAGE_SHIFT;
+	uint64_t npages = r->memory_size >> KVM_REF_PAGE_SHIFT;
+	struct kvm_ref_slot *old;
+	enum kvm_ref_change change;
+	int ret;
+
+	ref->last_change = KVM_REF_NONE;
+	ret = kvm_ref_check_args(ref, r);
+	if (ret)
+		return ret;
+	old = kvm_ref_find(ref, as_id, id);
+	ret = kvm_ref_classify(old, r, &change);
+	if (ret || change == KVM_REF_NONE)
+		return ret;
+	if (change == KVM_REF_CREATE || change == KVM_REF_MOVE) {
+		if (kvm_ref_overlaps(ref, as_id, id, gfn, npages))
+			return -EEXIST;
+		if (gfn + npages - 1 > KVM_REF_MAX_GFN)
+			return -EINVAL;
+	}
+	if (change == KVM_REF_DELETE) {
+		old->used = false;
+	} else {
+		if (!old)
+			old = kvm_ref_free_slot(ref);
+		*old = (struct kvm_ref_slot){ .used = true,
+					      .as_id = as_id,
+					      .id = id,
+					      .base_gfn = gfn,
+					      .npages = npages,
+					      .userspace_addr = r->userspace_addr,
+					      .flags = r->flags };
+	}
+	ref->last_change = change;
+	return 0;
+}
+
+static inline int kvm_ref_gfn_to_hva(const struct kvm_ref *ref, unsigned int as_id, uint64_t gfn,
+				     bool write, uint64_t *hva)
+{
+	if (as_id >= ref->address_spaces)
+		return -EINVAL;
+	for (size_t i = 0; i < KVM_REF_SLOTS; i++) {
+		const struct kvm_ref_slot *s = &ref->slot[i];
+
+		if (!s->used || s->as_id != as_id || gfn < s->base_gfn ||
+		    gfn - s->base_gfn >= s->npages)
+			continue;
+		if (write && (s->flags & MS_MEM_READONLY))
+			return -EFAULT;
+		*hva = s->userspace_addr + ((gfn - s->base_gfn) << KVM_REF_PAGE_SHIFT);
+		return 0;
+	}
+	return -EFAULT;
+}
+
+/* What ms_vcpu_read (write false) or ms_vcpu_write returns for the range. */
+static inline int kvm_ref_access(const struct kvm_ref *ref, unsigned int as_id, uint64_t gpa,
+				 size_t len, bool write)
+{
+	uint64_t hva;
+
+	if (as_id >= ref->address_spaces)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	if (gpa + len < gpa)
+		return -EFAULT;
+	for (uint64_t gfn = gpa >> KVM_REF_PAGE_SHIFT; gfn <= (gpa + len - 1) >> KVM_REF_PAGE_SHIFT;
+	     gfn++) {
+		int ret = kvm_ref_gfn_to_hva(ref, as_id, gfn, write, &hva);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+#endif /* MEMSLOTS_KVM_REF_H */
