@@ -1,25 +1,67 @@
 #!/bin/sh
-# Build the libFuzzer harness (clang, ASan+UBSan) and run it over the corpus,
-# then for a bounded time.  Usage: fuzz-smoke.sh [SECONDS]   (default 60)
+# Fuzz smoke: build tests/fuzz/fuzz_memslots with clang (libFuzzer, ASan and
+# UBSan; the library compiled into it again, with a direct clang command line,
+# so that it needs neither meson nor the fuzz option), replay the committed
+# corpus, then fuzz for a bounded time.  Any crash, sanitizer report or
+# difference from the reference model fails the run and leaves the input and
+# a replay command behind.  Last line: "fuzz: N passed, N failed".
+#
+# Usage: scripts/fuzz-smoke.sh [SECONDS]   (default 60)
+# FUZZ_BUILD_DIR overrides where it builds and works (default build-fuzz/).
 set -u
 secs=${1:-60}
 top=$(cd "$(dirname "$0")/.." && pwd)
-out=$top/build-fuzz
-mkdir -p "$out/corpus"
-clang -std=gnu11 -D_GNU_SOURCE -DMS_RCU_OUT_OF_LINE -g -O1 \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-I"$top/include" -I"$top/src" "$top"/src/*.c "$top/tests/fuzz/fuzz_memslots.c" \
-	-o "$out/fuzz_memslots" -lurcu-memb -lurcu-bp -lpthread || {
-	echo "fuzz: 0 passed, 1 failed"
-	exit 1
+out=${FUZZ_BUILD_DIR:-$top/build-fuzz}
+bin=$out/fuzz_memslots
+
+finish() {
+	if [ "$1" -eq 0 ]; then
+		echo "fuzz: 1 passed, 0 failed"
+	else
+		echo "fuzz: 0 passed, 1 failed"
+	fi
+	exit "$1"
 }
-cp "$top"/tests/fuzz/corpus/* "$out/corpus/" 2>/dev/null
-if "$out/fuzz_memslots" -max_total_time="$secs" -timeout=10 -rss_limit_mb=4096 \
-	-artifact_prefix="$out/" "$out/corpus" >"$out/log" 2>&1; then
-	tail -n 3 "$out/log"
-	echo "fuzz: 1 passed, 0 failed"
-else
-	tail -n 40 "$out/log"
-	echo "fuzz: 0 passed, 1 failed"
-	exit 1
-fi
+
+case $secs in
+'' | *[!0-9]*)
+	echo "usage: $0 [SECONDS]" >&2
+	exit 2
+	;;
+esac
+command -v clang >/dev/null || {
+	echo "fuzz: clang not found (scripts/install-deps.sh installs it)" >&2
+	finish 1
+}
+mkdir -p "$out/corpus" || finish 1
+clang -std=gnu11 -D_GNU_SOURCE -DMS_RCU_OUT_OF_LINE -g -O1 -Wall -Wextra \
+	-Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -I"$top/include" -I"$top/src" \
+	"$top"/src/*.c "$top/tests/fuzz/fuzz_memslots.c" -o "$bin" \
+	-lurcu-memb -lurcu-bp -lpthread || finish 1
+
+# Every committed seed once (named as files, so that nothing is written back
+# into tests/), then the timed run from the seeds and what earlier runs here
+# added to the working corpus.
+run() {
+	log=$1
+	shift
+	if "$bin" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/" \
+		-print_final_stats=1 "$@" >"$log" 2>&1; then
+		return 0
+	fi
+	grep -E '^fuzz: op|ERROR|SUMMARY|Test unit written' "$log" | head -n 20
+	crash=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | head -n 1)
+	[ -n "$crash" ] || crash=$(sed -n 's/^Running: \(.*\)$/\1/p' "$log" | tail -n 1)
+	[ -n "$crash" ] &&
+		echo "fuzz: replay with: MEMSLOTS_FUZZ_TRACE=1 $bin $crash"
+	echo "fuzz: full log in $log"
+	return 1
+}
+
+run "$out/replay.log" "$top"/tests/fuzz/corpus/* || finish 1
+cp "$top"/tests/fuzz/corpus/* "$out/corpus/" || finish 1
+run "$out/fuzz.log" -max_total_time="$secs" "$out/corpus" || finish 1
+grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$out/fuzz.log"
+grep -E '^#[0-9]+[[:space:]]+DONE' "$out/fuzz.log"
+finish 0
