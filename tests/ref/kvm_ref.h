@@ -86,7 +86,6 @@ enum kvm_ref_change {
 };
 
 struct kvm_ref_slot {
-	bool used;
 	unsigned int as_id, id;
 	uint64_t base_gfn, npages, userspace_addr;
 	uint32_t flags;
@@ -95,6 +94,7 @@ struct kvm_ref_slot {
 struct kvm_ref {
 	unsigned int address_spaces, slots_per_space;
 	enum kvm_ref_change last_change; /* of the last kvm_ref_set_memory_region */
+	unsigned int nslots;		 /* slot[0..nslots) are live, in no order */
 	struct kvm_ref_slot slot[KVM_REF_SLOTS];
 };
 
@@ -134,10 +134,10 @@ static inline int kvm_ref_check_args(const struct kvm_ref *ref, const struct ms_
 static inline struct kvm_ref_slot *kvm_ref_find(struct kvm_ref *ref, unsigned int as_id,
 						unsigned int id)
 {
-	for (size_t i = 0; i < KVM_REF_SLOTS; i++) {
+	for (unsigned int i = 0; i < ref->nslots; i++) {
 		struct kvm_ref_slot *s = &ref->slot[i];
 
-		if (s->used && s->as_id == as_id && s->id == id)
+		if (s->as_id == as_id && s->id == id)
 			return s;
 	}
 	return NULL;
@@ -147,10 +147,10 @@ static inline struct kvm_ref_slot *kvm_ref_find(struct kvm_ref *ref, unsigned in
 static inline bool kvm_ref_overlaps(const struct kvm_ref *ref, unsigned int as_id, unsigned int id,
 				    uint64_t gfn, uint64_t npages)
 {
-	for (size_t i = 0; i < KVM_REF_SLOTS; i++) {
+	for (unsigned int i = 0; i < ref->nslots; i++) {
 		const struct kvm_ref_slot *s = &ref->slot[i];
 
-		if (s->used && s->as_id == as_id && s->id != id && gfn < s->base_gfn + s->npages &&
+		if (s->as_id == as_id && s->id != id && gfn < s->base_gfn + s->npages &&
 		    s->base_gfn < gfn + npages)
 			return true;
 	}
@@ -182,12 +182,11 @@ static inline int kvm_ref_classify(const struct kvm_ref_slot *old, const struct 
 	return 0;
 }
 
-static inline struct kvm_ref_slot *kvm_ref_free_slot(struct kvm_ref *ref)
+static inline struct kvm_ref_slot *kvm_ref_new_slot(struct kvm_ref *ref)
 {
-	for (size_t i = 0; i < KVM_REF_SLOTS; i++)
-		if (!ref->slot[i].used)
-			return &ref->slot[i];
-	abort(); /* a test outgrew the model: raise KVM_REF_SLOTS */
+	if (ref->nslots == KVM_REF_SLOTS)
+		abort(); /* a test outgrew the model: raise KVM_REF_SLOTS */
+	return &ref->slot[ref->nslots++];
 }
 
 /* KVM's answer for r; on success r is applied to the model. */
@@ -215,12 +214,11 @@ static inline int kvm_ref_set_memory_region(struct kvm_ref *ref, const struct ms
 			return -EINVAL;
 	}
 	if (change == KVM_REF_DELETE) {
-		old->used = false;
+		*old = ref->slot[--ref->nslots];
 	} else {
 		if (!old)
-			old = kvm_ref_free_slot(ref);
-		*old = (struct kvm_ref_slot){ .used = true,
-					      .as_id = as_id,
+			old = kvm_ref_new_slot(ref);
+		*old = (struct kvm_ref_slot){ .as_id = as_id,
 					      .id = id,
 					      .base_gfn = gfn,
 					      .npages = npages,
@@ -236,11 +234,10 @@ static inline int kvm_ref_gfn_to_hva(const struct kvm_ref *ref, unsigned int as_
 {
 	if (as_id >= ref->address_spaces)
 		return -EINVAL;
-	for (size_t i = 0; i < KVM_REF_SLOTS; i++) {
+	for (unsigned int i = 0; i < ref->nslots; i++) {
 		const struct kvm_ref_slot *s = &ref->slot[i];
 
-		if (!s->used || s->as_id != as_id || gfn < s->base_gfn ||
-		    gfn - s->base_gfn >= s->npages)
+		if (s->as_id != as_id || gfn < s->base_gfn || gfn - s->base_gfn >= s->npages)
 			continue;
 		if (write && (s->flags & MS_MEM_READONLY))
 			return -EFAULT;
