@@ -2,16 +2,20 @@
 /*
  * libFuzzer harness: the input is decoded into a VM configuration and a
  * sequence of operations -- ms_set_memory_region with small, biased values
- * (few slot ids, gpas near each other, now and then each kind of bad
- * argument or limit, re-issues of a live slot to reach moves, flags-only
- * changes and no-ops), ms_gfn_to_hva on every address space, read and write,
- * and ms_vcpu_read/ms_vcpu_write of up to 128 bytes -- and each result is
+ * (slot ids 0-29 and the last valid and first invalid one, gpas near each
+ * other, now and then each kind of bad argument or limit, re-issues of a live
+ * slot to reach moves, flags-only changes and no-ops), ms_gfn_to_hva on every
+ * address space, read and write, ms_vcpu_read/ms_vcpu_write of up to 128
+ * bytes, and start/end pairs around host ranges -- and each result is
  * compared with tests/ref/kvm_ref.h, the reference model of KVM's rules:
  * every return code, every hva, every byte read; after every write the whole
  * arena must equal the model's view of it.  Frames are got through counting
- * frame_ops, which also check that each lies in the arena; at VM destroy
- * every frame got must have been put.  Any difference prints the operation
- * and aborts.  MEMSLOTS_FUZZ_TRACE=1 prints every operation (to replay a crash).
+ * frame_ops, which also check that each lies in the arena, that none of a
+ * range is held once its invalidation started, and, when an input ends and
+ * every slot is deleted, that every frame got was put.  Any difference prints
+ * the operation and aborts.  MEMSLOTS_FUZZ_TRACE=1 prints every operation, to
+ * follow a replayed crash; a replay runs on a new VM, where fuzzing reused
+ * one emptied VM per configuration (see vm_for()).
  *
  * Slots that map host memory used by accesses point into one arena of real
  * pages.  Regions outside it (the user limit, huge slots) are still created,
@@ -38,7 +42,8 @@
 static unsigned char *arena;
 static unsigned char shadow[ARENA_PAGES * P]; /* what the arena must hold */
 static struct kvm_ref ref;
-static long frames_out; /* got and not yet put */
+static long frames_out;		      /* got and not yet put */
+static long page_frames[ARENA_PAGES]; /* the same, per arena page */
 static bool trace;
 static unsigned int op_index;
 static char op_desc[200];
@@ -95,14 +100,17 @@ static int get_frame(void *opaque, uint64_t hva, bool write, void **frame)
 		mismatch("get_frame(%#llx): not an arena page the access touches",
 			 (unsigned long long)hva);
 	frames_out++;
+	page_frames[(hva - arena_hva(0)) / P]++;
 	*frame = (void *)(uintptr_t)hva;
 	return 0;
 }
 
 static void put_frame(void *opaque, void *frame)
 {
-	if (--frames_out < 0)
-		mismatch("put_frame(%p): more frames put than got", frame);
+	uint64_t hva = (uint64_t)(uintptr_t)frame;
+
+	if (!in_arena(hva) || --page_frames[(hva - arena_hva(0)) / P] < 0 || --frames_out < 0)
+		mismatch("put_frame(%p): a frame never got, or put twice", frame);
 }
 
 static const struct ms_frame_ops frame_ops = { get_frame, put_frame };
@@ -182,8 +190,11 @@ static void op_set(struct ms_vm *vm, struct input *in)
 	struct ms_region r;
 	int got, want;
 
-	/* Ids 0-5, and the last valid id and the first invalid one. */
-	id = idb % 8 < 6 ? idb % 8 : ref.slots_per_space - 7 + idb % 8;
+	/*
+	 * Ids 0-29, enough for the slot index to split its nodes, then the last
+	 * valid id and the first invalid one.
+	 */
+	id = idb % 32 < 30 ? idb % 32 : ref.slots_per_space - 31 + idb % 32;
 	if (hpage + npages > ARENA_PAGES)
 		npages = ARENA_PAGES - hpage;
 	r = (struct ms_region){ .slot = as << 16 | id,
@@ -319,16 +330,67 @@ static void op_access(struct ms_vcpu *vcpu, struct input *in, bool write)
 		mismatch("the arena differs from the model after the write");
 }
 
+/* Frames held for arena pages of [start, end). */
+static long frames_in(uint64_t start, uint64_t end)
+{
+	long n = 0;
+
+	for (uint64_t hva = start; hva < end; hva += P)
+		if (in_arena(hva))
+			n += page_frames[(hva - arena_hva(0)) / P];
+	return n;
+}
+
+/*
+ * The embedder's remap of host pages, bracketed as the kernel's mm does: once
+ * start returns, no frame of the range may be held (SPEC 3).  A non-blockable
+ * start refuses with -EAGAIN exactly when it would have to zap, i.e. wait a
+ * grace period to put frames, and then changes nothing and takes no end.
+ * Ranges in the huge slot's part of the host address space hold no frames.
+ */
+static void op_invalidate(struct ms_vm *vm, struct input *in)
+{
+	uint8_t first = byte(in) % ARENA_PAGES, n = 1 + byte(in) % 8, how = byte(in);
+	uint64_t start = (how & 4 ? HUGE_HVA : arena_hva(0)) + first * P, end = start + n * P;
+	long held = frames_in(start, end);
+	struct ms_stats st;
+	int r;
+
+	describe("invalidate %#llx..%#llx%s%s", (unsigned long long)start, (unsigned long long)end,
+		 how & 1 ? " non-blockable" : "", how & 2 ? " with change_pte" : "");
+	r = ms_invalidate_range_start(vm, start, end, !(how & 1));
+	if (r && !(r == -EAGAIN && (how & 1) && held))
+		mismatch("start returns %d with %ld frames held in the range", r, held);
+	if (!r && frames_in(start, end))
+		mismatch("%ld frames of the range still held once start returned",
+			 frames_in(start, end));
+	if (r && frames_in(start, end) != held)
+		mismatch("a refused start put frames");
+	if (!r && (how & 2))
+		ms_change_pte(vm, start);
+	if (!r)
+		ms_invalidate_range_end(vm, start, end);
+	ms_vm_stats(vm, &st);
+	if (st.mmu_invalidate_in_progress || st.mn_active_invalidate_count || st.change_pte_misuses)
+		mismatch("after the end: in progress %lld, active %lld, change_pte misuses %llu",
+			 (long long)st.mmu_invalidate_in_progress,
+			 (long long)st.mn_active_invalidate_count,
+			 (unsigned long long)st.change_pte_misuses);
+}
+
 /*
  * The first byte picks address spaces and slot ids, KVM's defaults most
  * often.  Creating a VM costs about 2 ms under ASan, ten times the rest of
- * an input, so each configuration's VM is made once and emptied after use.
+ * an input, so each configuration's VM is made once and emptied after use,
+ * unless the high nibble is 5 (rare, and no value mutations favour): then it
+ * is destroyed with its slots.
  */
+static struct ms_vm *vms[16];
+
 static struct ms_vm *vm_for(uint8_t b)
 {
 	static const unsigned int spaces[4] = { 2, 2, 1, 3 };
 	static const unsigned int ids[4] = { MS_MAX_SLOTS_PER_SPACE, MS_MAX_SLOTS_PER_SPACE, 8, 7 };
-	static struct ms_vm *vms[16];
 	struct ms_config cfg;
 
 	ms_config_init(&cfg);
@@ -344,23 +406,32 @@ static struct ms_vm *vm_for(uint8_t b)
 static void run(struct ms_vm *vm, struct ms_vcpu *vcpu, struct input *in)
 {
 	for (op_index = 0; in->size && op_index < MAX_OPS; op_index++) {
-		switch (byte(in) % 8) {
+		switch (byte(in) % 16) {
 		case 0:
 		case 1:
 		case 2:
+		case 8:
+		case 9:
 			op_set(vm, in);
 			break;
 		case 3:
+		case 10:
 			op_lookup(vcpu, in);
 			break;
 		case 4:
+		case 11:
 			op_access(vcpu, in, false);
 			break;
 		case 5:
 		case 6:
+		case 12:
 			op_access(vcpu, in, true);
 			break;
-		case 7:
+		case 13:
+		case 14:
+			op_invalidate(vm, in);
+			break;
+		default:
 			sweep(vcpu, byte(in), SWEEP_WINDOW);
 			break;
 		}
@@ -386,11 +457,21 @@ static void empty(struct ms_vm *vm)
 		mismatch("%ld frames still got with every slot deleted", frames_out);
 }
 
+static void destroy(uint8_t b)
+{
+	describe("destroy the VM with %u slots", ref.nslots);
+	ms_vm_destroy(vms[b & 15]);
+	vms[b & 15] = NULL;
+	if (frames_out)
+		mismatch("%ld frames got and never put", frames_out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = { data, size };
 	struct ms_vm *vm;
 	struct ms_vcpu *vcpu;
+	uint8_t b;
 
 	if (!arena) {
 		arena = mmap(NULL, ARENA_PAGES * P, PROT_READ | PROT_WRITE,
@@ -401,11 +482,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memset(arena, 0, ARENA_PAGES * P);
 	memset(shadow, 0, sizeof(shadow));
-	vm = vm_for(byte(&in));
+	b = byte(&in);
+	vm = vm_for(b);
 	if (ms_vcpu_create(vm, &vcpu))
 		abort();
 	run(vm, vcpu, &in);
 	ms_vcpu_destroy(vcpu);
-	empty(vm);
+	if ((b & 0xf0) == 0x50)
+		destroy(b);
+	else
+		empty(vm);
 	return 0;
 }

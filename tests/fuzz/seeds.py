@@ -10,13 +10,15 @@ import sys
 PAGE = 4096
 
 
-def config(spaces=0, ids=0):
-    """spaces 0: two address spaces, 2: one, 3: three; ids 0: 32764, 2: 8, 3: 7."""
-    return bytes([spaces | ids << 2])
+def config(spaces=0, ids=0, destroy=False):
+    """spaces 0: two address spaces, 2: one, 3: three; ids 0: 32764, 2: 8, 3: 7;
+    destroy: destroy the VM at the end, slots and all, instead of emptying it."""
+    return bytes([spaces | ids << 2 | (0x50 if destroy else 0)])
 
 
 def put(id=0, as_=0, hpage=0, npages=1, gpage=16, flags=0, mode=0):
-    """mode 0: as given; 12 + k: bad or boundary variant k; 24 + k: re-issue."""
+    """id 0-29 as given, 30 the last valid id, 31 the first invalid one;
+    mode 0: as given; 12 + k: bad or boundary variant k; 24 + k: re-issue."""
     return bytes([0, flags | mode << 3, id, as_, hpage, npages, gpage])
 
 
@@ -49,6 +51,12 @@ def write(gpage, off=0, length=64, as_=0, seed=1):
 
 def sweep(first=0):
     return bytes([7, first])
+
+
+def invalidate(first_page, npages=1, blockable=True, change_pte=False, outside=False):
+    """start/end around arena pages, or (outside) pages of the huge slot's range."""
+    how = (0 if blockable else 1) | (2 if change_pte else 0) | (4 if outside else 0)
+    return bytes([14, first_page, npages - 1, how])
 
 
 SEEDS = {
@@ -101,10 +109,10 @@ SEEDS = {
     "2^31-1-pages": config() + mutate(9, gpage=0) + lookup(200) + lookup(16, write=True)
     + put(id=1, gpage=16) + sweep(0) + delete() + put(id=1, gpage=16) + read(16),
     "2^31-pages": config() + mutate(10, gpage=0) + lookup(0) + put(id=1) + read(16),
-    "slot-ids-of-8": config(ids=2) + put(id=6) + put(id=7, gpage=40) + lookup(16)
-    + lookup(40) + delete(id=7) + delete(id=6),
-    "slot-ids-of-32764": config() + put(id=6) + put(id=7, gpage=40) + delete(id=7)
-    + reissue(0, id=6, gpage=50) + read(50),
+    "slot-ids-of-8": config(ids=2) + put(id=30) + put(id=31, gpage=40) + put(id=7, gpage=50)
+    + lookup(16) + lookup(40) + delete(id=31) + delete(id=30),
+    "slot-ids-of-32764": config() + put(id=30) + put(id=31, gpage=40) + delete(id=31)
+    + reissue(0, id=30, gpage=50) + read(50),
     "one-address-space": config(spaces=2) + put(as_=1) + put(as_=0) + read(16, as_=1)
     + lookup(16, as_=1) + write(16, as_=0) + read(16),
     "three-address-spaces": config(spaces=3, ids=3) + put(as_=2, hpage=1) + put(as_=3)
@@ -119,6 +127,19 @@ SEEDS = {
     + reissue(0, gpage=16) + read(16) + lookup(31),
     "zero-length-access": config() + read(16, length=0) + write(16, length=0) + put()
     + read(16, length=0) + read(16, 255, 128),
+    "thirty-slots-one-space": config() + b"".join(put(id=i, hpage=2 * i, npages=1 + i % 3,
+                                                      gpage=8 * i) for i in range(30))
+    + sweep(0) + b"".join(delete(id=i) for i in range(0, 30, 3))
+    + b"".join(reissue(0, id=i, gpage=8 * i + 4) for i in range(1, 30, 3)) + sweep(40)
+    + write(57, 0, 128) + read(57, 0, 128),
+    "invalidate-mapped-pages": config() + put(hpage=4, npages=4) + write(16) + read(17)
+    + invalidate(4, 2) + read(16) + write(17) + invalidate(5, 1, blockable=False)
+    + invalidate(7, 1, change_pte=True) + read(19) + invalidate(20, 4) + read(16),
+    "invalidate-unmapped-range": config() + mutate(9, gpage=0) + invalidate(0, 8, outside=True)
+    + invalidate(30, 2) + lookup(3),
+    "destroy-a-populated-vm": config(spaces=3, destroy=True) + put(hpage=1, npages=3)
+    + put(id=1, as_=2, hpage=10, npages=2, gpage=40) + write(16, 0, 128) + read(41)
+    + invalidate(1, 1),
     "many-slots": config() + b"".join(put(id=i, as_=a, hpage=8 * i + 4 * a, npages=4,
                                            gpage=16 + 5 * i)
                                        for a in (0, 1) for i in range(6))

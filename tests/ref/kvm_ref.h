@@ -75,7 +75,7 @@
 #define KVM_REF_USER_END 0x7ffffffff000ull /* TASK_SIZE_MAX, 4-level paging */
 #define KVM_REF_MAX_NR_PAGES ((1ull << 31) - 1)
 #define KVM_REF_MAX_GFN ((1ull << (52 - KVM_REF_PAGE_SHIFT)) - 1)
-#define KVM_REF_SLOTS 64 /* live slots the model holds; the tests use few */
+#define KVM_REF_SLOTS 128 /* live slots the model holds: 3 x 32 in the fuzz harness */
 
 enum kvm_ref_change {
 	KVM_REF_NONE, /* failed, or the same arguments again */
