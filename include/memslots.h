@@ -5,8 +5,27 @@
  * Memory slots map guest frame numbers (gfn) to host addresses (hva); a
  * secondary MMU caches gfn -> frame translations for vCPUs; the MMU-notifier
  * protocol (ms_invalidate_range_start/end) keeps that cache coherent while the
- * embedder changes its host mappings.  Every call returns 0 or a negative errno
- * and never prints to stdout.  See docs/design.md for how the pieces fit.
+ * embedder changes its host mappings.  See docs/design.md for how the pieces
+ * fit and docs/locking.md for what may be called from where.
+ *
+ * Conventions for every call below:
+ *  - Returns 0 or a negative errno; a call that fails changes nothing unless
+ *    its comment says otherwise.  -EINVAL for a NULL pointer argument.
+ *  - Never prints to stdout.  Misuse of the protocol is counted in ms_stats
+ *    and reported once per VM on stderr, never a crash.
+ *  - fork(): a child of a process that used the library cannot use it (a
+ *    parent thread caught inside an RCU read side would never leave it in the
+ *    child).  In the child every call returns -ECHILD (void calls do
+ *    nothing, ms_vm_destroy leaks); exec, or keep using it in the parent.
+ *  - "May sleep": the call may block on a futex or a grace period.  Such calls
+ *    must not be made from inside the frame_ops or trace_ops callbacks.
+ *
+ * ABI: only the ms_ functions declared in memslots.h and memslots_lockdep.h
+ * are exported.  struct ms_config and struct ms_stats may grow at their end
+ * in a minor release; fill ms_config with ms_config_init() before setting
+ * fields.  While the major version is 0 the soname carries the minor version
+ * too, so a program built against one release never runs with a later one
+ * whose structs are larger.
  */
 #ifndef MEMSLOTS_H
 #define MEMSLOTS_H
@@ -19,6 +38,11 @@
 extern "C" {
 #endif
 
+#define MS_VERSION_MAJOR 0
+#define MS_VERSION_MINOR 2
+#define MS_VERSION_PATCH 0
+#define MS_VERSION "0.2.0"
+
 #define MS_PAGE_SHIFT 12
 #define MS_PAGE_SIZE (1ull << MS_PAGE_SHIFT)
 
@@ -29,6 +53,9 @@ extern "C" {
 /* Limits of struct ms_config. */
 #define MS_MAX_ADDRESS_SPACES 16
 #define MS_MAX_SLOTS_PER_SPACE 32764
+/* Bounds of ms_config.guest_phys_bits; x86-64's widest is the default. */
+#define MS_GUEST_PHYS_BITS_MIN 32
+#define MS_GUEST_PHYS_BITS_MAX 52
 
 /* Same fields and meaning as struct kvm_userspace_memory_region. */
 struct ms_region {
@@ -44,9 +71,28 @@ struct ms_region {
  * and its end (docs/design.md, "The gate").
  */
 enum ms_gate {
-	MS_GATE_COUNT, /* the seed: counter under a spinlock, one waiter */
-	MS_GATE_RWSEM, /* rejected: fair rwsem held for read start..end */
-	MS_GATE_NONE,  /* no gate: shows the imbalance the gate prevents */
+	/*
+	 * Linux 5.15's gate (commit 52ac8b358b0c, "KVM: Block memslot updates
+	 * across range_start() and range_end()"): a count under a spinlock and
+	 * one waiting update.  Starts and ends never block on it; an update may
+	 * wait for ever while invalidations keep coming.
+	 */
+	MS_GATE_COUNT,
+	/*
+	 * The rwsem that commit replaced: held for read from start to end.  It
+	 * deadlocks when a start queued behind a waiting update holds a lock
+	 * that an open invalidation's end needs.  For study, not for use.
+	 */
+	MS_GATE_RWSEM,
+	/*
+	 * No gate.  An update may land between a start and its end, which then
+	 * decide differently whether to take mmu_lock: the end finds no count
+	 * to lower (counted in in_progress_underflows, the count stays at 0),
+	 * or the count stays raised and faults on that range retry for good,
+	 * and a fault may use a frame of an open invalidation.  No coherence
+	 * guarantee; it exists to show what the gate prevents.
+	 */
+	MS_GATE_NONE,
 };
 
 struct ms_frame_ops {
@@ -54,11 +100,20 @@ struct ms_frame_ops {
 	 * Map the host page at hva (page aligned) for the secondary MMU: 0 and,
 	 * in *frame, the address through which that page's bytes are read and
 	 * written; or -errno, which the vCPU access then returns.  A frame must
-	 * be at least 2-byte aligned.  Runs inside an RCU read-side section: it
-	 * may block, but must not call back into the library.
+	 * be at least 2-byte aligned (else the access fails with -EINVAL).
+	 * Runs on the vCPU's thread inside a memslot RCU read side: it may
+	 * block (even on a lock held around an invalidation start), but must
+	 * not call back into the library.
 	 */
 	int (*get_frame)(void *opaque, uint64_t hva, bool write, void **frame);
-	/* The entry holding frame is gone: release it.  Exactly once per frame got. */
+	/*
+	 * The entry holding frame is gone and no vCPU uses it any more: release
+	 * it (write it back, unpin it).  Exactly once per frame got.  Runs on
+	 * the thread of whoever zapped the entry (an invalidation start, a
+	 * memslot update, ms_change_pte) or destroyed the VM, before that call
+	 * returns; must not block on a lock that such a caller may hold, and
+	 * must not call back into the library.
+	 */
 	void (*put_frame)(void *opaque, void *frame);
 };
 
@@ -79,6 +134,7 @@ struct ms_trace_ops {
 			       uint64_t generation);
 };
 
+/* Append-only: see "ABI" above. */
 struct ms_config {
 	unsigned int address_spaces;  /* default 2 (x86 KVM with SMM), 1..16 */
 	unsigned int slots_per_space; /* default 32764, 1..32764 */
@@ -89,8 +145,15 @@ struct ms_config {
 	void *frame_opaque;
 	const struct ms_trace_ops *trace_ops; /* default NULL */
 	void *trace_opaque;
+	/*
+	 * Guest physical address width, 32..52, default 52 (x86-64).  No slot
+	 * may reach past it (-EINVAL) and no access past it reaches memory
+	 * (-EFAULT).
+	 */
+	unsigned int guest_phys_bits;
 };
 
+/* Append-only: see "ABI" above.  Counters only grow; others are snapshots. */
 struct ms_stats {
 	uint64_t invalidations_started; /* starts that returned 0 */
 	uint64_t invalidations_ended;
@@ -113,42 +176,116 @@ struct ms_stats {
 	int64_t mn_active_invalidate_count; /* starts without their end yet */
 	uint32_t gate_waiters;		    /* memslot updates waiting on the gate now */
 	uint64_t change_pte_misuses;	    /* ms_change_pte outside a start/end pair */
+	uint64_t unmatched_ends;	    /* ends with no invalidation open: ignored */
 };
 
 struct ms_vm;
 struct ms_vcpu;
 
-void ms_config_init(struct ms_config *cfg);
+/* The defaults above.  -EINVAL if cfg is NULL.  Any thread. */
+int ms_config_init(struct ms_config *cfg);
+
+/*
+ * A VM: cfg NULL means the defaults.  -EINVAL for a bad field, -ENOMEM.
+ * Any thread.  cfg->lockdep turns the validator on for the whole process.
+ */
 int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out);
-/* No other call on vm may run or follow; open invalidations are dropped. */
+
+/*
+ * Frees the VM, putting every frame still held.  No other call on vm may run
+ * concurrently or follow; vCPUs must be destroyed first or never used again.
+ * Open invalidations are dropped.  May sleep (two grace periods).
+ */
 void ms_vm_destroy(struct ms_vm *vm);
 
-/* KVM_SET_USER_MEMORY_REGION: create, delete, move or change flags of a slot. */
+/*
+ * KVM_SET_USER_MEMORY_REGION: create, delete, move or change the flags of a
+ * slot, with KVM's rules and errnos (docs/design.md lists them):
+ * -EINVAL for bad flags, sizes, alignment, ids, a change of size or host
+ * address or READONLY of an existing slot, a delete of a missing slot, a
+ * range past guest_phys_bits; -EEXIST for an overlap with another slot;
+ * -ENOMEM (nothing changed: all memory is taken before the first publish).
+ * -EDEADLK if the calling thread holds an invalidation of this VM open (the
+ * update would wait for its end) under MS_GATE_COUNT or MS_GATE_RWSEM.
+ * Repeating a slot's current state changes nothing and returns 0.
+ * May sleep: waits on the gate for open invalidations (docs/design.md), for
+ * memslot grace periods, and, for a delete or move, for vCPUs using the
+ * slot's entries.  Updates are serialised; any thread may call it.  A vCPU
+ * access to a slot being deleted or moved waits until the update is over.
+ */
 int ms_set_memory_region(struct ms_vm *vm, const struct ms_region *r);
 
-/* A vCPU is used by one thread at a time; any number run at once. */
+/*
+ * A vCPU is used by one thread at a time; any number run at once.  The
+ * vCPU calls below never take a lock on a hit and never sleep except while
+ * retrying a fault (see ms_vcpu_read).
+ */
 int ms_vcpu_create(struct ms_vm *vm, struct ms_vcpu **out);
 void ms_vcpu_destroy(struct ms_vcpu *vcpu);
-/* Memslot lookup only: -EFAULT outside every valid slot or writing a READONLY one. */
+
+/*
+ * Memslot lookup only: the host address of gfn.  -EFAULT outside every
+ * valid slot (including a slot being deleted or moved, and any gfn past
+ * guest_phys_bits) or for a write to a READONLY slot; -EINVAL for a bad
+ * as_id.  The address is a snapshot: it stays meaningful only until the
+ * embedder's next memslot update of that slot or invalidation of that
+ * host page, which this library cannot see the end of.
+ */
 int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write,
 		  uint64_t *hva);
-/* Copy through the secondary MMU, faulting entries in; waits out open invalidations. */
+
+/*
+ * Copy between buf and guest memory through the secondary MMU, faulting
+ * entries in.  -EFAULT if a byte lies outside every valid slot or past
+ * guest_phys_bits, or for a write to a READONLY slot; -EINVAL for a bad
+ * as_id or a NULL buf with len; get_frame's errno; -EDEADLK if a page is
+ * covered by an invalidation that the calling thread holds open, or lies in
+ * a slot being deleted or moved by an update that waits for it.
+ * Waits (yielding, then sleeping 20 us per retry) while an invalidation of
+ * one of the pages is open or a slot is being deleted or moved.
+ * Partial effects: a read that fails on a later page has filled buf up to
+ * that page.  A write first checks that every page is writable, so a write
+ * that fails that check writes nothing; a concurrent delete or invalidation
+ * between the check and the copy can still stop it part-way, and a write is
+ * never atomic with respect to concurrent readers of the same bytes.
+ */
 int ms_vcpu_read(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, void *buf, size_t len);
 int ms_vcpu_write(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, const void *buf,
 		  size_t len);
 
 /*
  * The embedder brackets every change to its host mappings of [start, end)
- * with these, as the kernel's mm does for KVM.  After start returns 0, no
- * vCPU uses a frame of the range until the matching end.  A non-blockable
- * start that would have to wait for vCPUs returns -EAGAIN, changes nothing,
- * and must not be followed by an end.
+ * (bytes, any alignment: every page it touches counts) with these, as the
+ * kernel's mm does for KVM.  After start returns 0, no vCPU uses a frame of
+ * those pages until the matching end: entries are zapped, frames put, and
+ * every zap that another caller began earlier is finished too.
+ * Start: -EINVAL if start >= end.  Blockable: may sleep (grace periods of
+ * vCPUs using the range's entries, and zaps in flight), never on the gate,
+ * except under MS_GATE_RWSEM behind a waiting update.  Non-blockable: never
+ * sleeps; returns -EAGAIN and changes nothing if it would have to wait
+ * (entries present, a zap in flight, or under MS_GATE_RWSEM an update
+ * waiting), and must then not be followed by an end.
+ * End: never sleeps on the gate.  An end is matched to a start by the range
+ * only in the counts; start and end may run on different threads.  An end
+ * when no invalidation is open is ignored, counted in unmatched_ends and
+ * reported once; an unmatched end while others are open cannot be told from
+ * theirs and closes one of them early.
+ * Must not be called from frame_ops or trace_ops callbacks.  While a thread
+ * holds an invalidation open, its own vCPU accesses to those pages and its
+ * own memslot updates fail with -EDEADLK instead of waiting for ever (up to
+ * 16 nested invalidations per thread are tracked).
  */
 int ms_invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable);
 void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end);
-/* The page at hva changed in place; only legal inside a start/end pair. */
+
+/*
+ * The page at hva changed in place; only legal inside a start/end pair of
+ * that page (outside one it is counted in change_pte_misuses, reported once,
+ * and the page is zapped anyway).  May sleep like a blockable start.
+ */
 void ms_change_pte(struct ms_vm *vm, uint64_t hva);
 
+/* A snapshot of the counters; each is exact, together they are not atomic. */
 int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out);
 
 #ifdef __cplusplus

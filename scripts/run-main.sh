@@ -26,8 +26,8 @@ for gate in count rwsem none; do
 	case $rc in
 	0) what="clean: every invariant held" ;;
 	3) what="HANG: the seed's deadlock (watchdog report)" ;;
-	1) if grep -q "never negative: mmu_invalidate_in_progress" "$dir/$gate.err"; then
-		what="imbalance: in-progress count went negative"
+	1) if grep -q "found mmu_invalidate_in_progress at 0" "$dir/$gate.err"; then
+		what="imbalance: an end found no count to lower"
 	   else
 		what="invariant violated"
 	   fi ;;

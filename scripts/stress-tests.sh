@@ -35,7 +35,7 @@ check "count gate, seed's interleaving: no deadlock" 0 "result: clean" "" -- \
 check "rwsem gate, seed's interleaving: hang detected" 3 "HANG: no progress" "" -- \
 	--gate rwsem --scenario seed-deadlock --watchdog 1
 check "no gate, update inside an invalidation: imbalance detected" 1 \
-	"in-progress count never negative: mmu_invalidate_in_progress = -1" "" -- \
+	"every end finds its start's count: 1 end(s) found mmu_invalidate_in_progress at 0" "" -- \
 	--gate none --scenario imbalance --watchdog 2
 check "count gate, update inside an invalidation: balanced" 0 "result: clean" "" -- \
 	--gate count --scenario imbalance --watchdog 2

@@ -4,8 +4,10 @@
  * so that start and end decide alike whether their range overlaps a slot
  * (and so take mmu_lock alike).  Each design is one file behind these ops:
  *
- *   invalidate_begin  start of ms_invalidate_range_start, before deciding
- *   invalidate_end    end of ms_invalidate_range_end, after its work
+ *   invalidate_begin  start of ms_invalidate_range_start, before deciding;
+ *                     false (nothing changed) if !blockable and it would sleep
+ *   invalidate_end    end of ms_invalidate_range_end, after its work; false
+ *                     (nothing changed) if no invalidation was open
  *   update_begin      the memslot updater, under slots_lock: wait until no
  *                     invalidation is open, return with publishes allowed
  *   update_end        after the publish
@@ -22,7 +24,7 @@
 
 struct ms_vm;
 
-/* MS_GATE_COUNT: the seed's design. */
+/* MS_GATE_COUNT: the upstream design (Linux 52ac8b358b0c). */
 struct ms_gate_count {
 	/* Used to wait for completion of invalidations (mn_invalidate_lock). */
 	struct ms_spinlock mn_invalidate_lock;
@@ -52,10 +54,12 @@ union ms_gate_state {
 
 struct ms_gate_ops {
 	const char *name;
+	/* Whether update_begin waits for open invalidations. */
+	bool update_waits;
 	void (*init)(struct ms_vm *vm);
 	void (*destroy)(struct ms_vm *vm);
-	void (*invalidate_begin)(struct ms_vm *vm);
-	void (*invalidate_end)(struct ms_vm *vm);
+	bool (*invalidate_begin)(struct ms_vm *vm, bool blockable);
+	bool (*invalidate_end)(struct ms_vm *vm);
 	void (*update_begin)(struct ms_vm *vm);
 	void (*update_end)(struct ms_vm *vm);
 	long (*active_invalidations)(struct ms_vm *vm);

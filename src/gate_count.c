@@ -1,30 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * MS_GATE_COUNT, the seed's gate: mn_active_invalidate_count counts the
+ * MS_GATE_COUNT, the upstream gate (Linux 5.15, commit 52ac8b358b0c, "KVM:
+ * Block memslot updates across range_start() and range_end()"): mn_active_invalidate_count counts the
  * invalidations between start and end, under mn_invalidate_lock.  Start and
  * end never block.  The memslot updater is the single waiter (it holds
  * slots_lock): it sleeps on a futex until the count reaches zero and then
  * publishes while still holding mn_invalidate_lock, so no start can slip in
  * between its check and its publish.
  *
- * The cost, as the seed says: no fairness.  Invalidations that keep coming
+ * The cost, as that commit says: no fairness.  Invalidations that keep coming
  * can keep the count above zero and starve the update forever.
  */
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include "vm.h"
-
-static void futex_wait(_Atomic uint32_t *word, uint32_t val)
-{
-	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *word)
-{
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
 
 static void count_init(struct ms_vm *vm)
 {
@@ -43,7 +30,7 @@ static void count_destroy(struct ms_vm *vm)
 	ms_spin_lock_destroy(&vm->gate.count.mn_invalidate_lock);
 }
 
-static void count_invalidate_begin(struct ms_vm *vm)
+static bool count_invalidate_begin(struct ms_vm *vm, bool blockable)
 {
 	struct ms_gate_count *g = &vm->gate.count;
 
@@ -52,17 +39,22 @@ static void count_invalidate_begin(struct ms_vm *vm)
 	ms_spin_lock(&g->mn_invalidate_lock);
 	g->mn_active_invalidate_count++;
 	ms_spin_unlock(&g->mn_invalidate_lock);
+	return true;
 }
 
-static void count_invalidate_end(struct ms_vm *vm)
+static bool count_invalidate_end(struct ms_vm *vm)
 {
 	struct ms_gate_count *g = &vm->gate.count;
-	bool wake;
+	bool open, wake;
 
 	/* Pairs with the increment in count_invalidate_begin(). */
 	ms_spin_lock(&g->mn_invalidate_lock);
-	wake = --g->mn_active_invalidate_count == 0 && g->update_waiting;
+	open = g->mn_active_invalidate_count > 0;
+	g->mn_active_invalidate_count -= open;
+	wake = open && g->mn_active_invalidate_count == 0 && g->update_waiting;
 	ms_spin_unlock(&g->mn_invalidate_lock);
+	if (!open)
+		return false;
 	ms_lock_release(&g->map);
 
 	/*
@@ -72,8 +64,9 @@ static void count_invalidate_end(struct ms_vm *vm)
 	 */
 	if (wake) {
 		atomic_fetch_add_explicit(&g->wake_seq, 1, memory_order_release);
-		futex_wake(&g->wake_seq);
+		ms_futex_wake(&g->wake_seq, 1);
 	}
+	return true;
 }
 
 static void count_update_begin(struct ms_vm *vm)
@@ -88,7 +81,7 @@ static void count_update_begin(struct ms_vm *vm)
 		g->update_waiting = true;
 		seq = atomic_load_explicit(&g->wake_seq, memory_order_acquire);
 		ms_spin_unlock(&g->mn_invalidate_lock);
-		futex_wait(&g->wake_seq, seq);
+		ms_futex_wait(&g->wake_seq, seq);
 		ms_spin_lock(&g->mn_invalidate_lock);
 	}
 	g->update_waiting = false;
@@ -127,6 +120,7 @@ static unsigned int count_waiters(struct ms_vm *vm)
 
 const struct ms_gate_ops ms_gate_count_ops = {
 	.name = "count",
+	.update_waits = true,
 	.init = count_init,
 	.destroy = count_destroy,
 	.invalidate_begin = count_invalidate_begin,

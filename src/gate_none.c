@@ -16,15 +16,24 @@ static void none_nop(struct ms_vm *vm)
 {
 }
 
-static void none_invalidate_begin(struct ms_vm *vm)
+static bool none_invalidate_begin(struct ms_vm *vm, bool blockable)
 {
 	/* Pairs with the decrement in none_invalidate_end(). */
 	atomic_fetch_add_explicit(&vm->gate.none.open, 1, memory_order_relaxed);
+	return true;
 }
 
-static void none_invalidate_end(struct ms_vm *vm)
+/* Never below zero, even when ends race with an unmatched one. */
+static bool none_invalidate_end(struct ms_vm *vm)
 {
-	atomic_fetch_sub_explicit(&vm->gate.none.open, 1, memory_order_relaxed);
+	long open = atomic_load_explicit(&vm->gate.none.open, memory_order_relaxed);
+
+	do {
+		if (open <= 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&vm->gate.none.open, &open, open - 1,
+							memory_order_relaxed, memory_order_relaxed));
+	return true;
 }
 
 static long none_active_invalidations(struct ms_vm *vm)

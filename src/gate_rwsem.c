@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * MS_GATE_RWSEM, the design the seed rejected: mn_slots_rwsem is held for
+ * MS_GATE_RWSEM, the design that Linux commit 52ac8b358b0c replaced: mn_slots_rwsem is held for
  * read from each start to its end and for write by the memslot updater.
  * Because the rwsem is fair, a start that arrives while the updater waits
  * blocks behind it; if that start holds the embedder's host-mm lock while
@@ -20,15 +20,18 @@ static void rwsem_gate_destroy(struct ms_vm *vm)
 	ms_rwsem_destroy(&vm->gate.rwsem.mn_slots_rwsem);
 }
 
-static void rwsem_invalidate_begin(struct ms_vm *vm)
+static bool rwsem_invalidate_begin(struct ms_vm *vm, bool blockable)
 {
 	/* Pairs with ms_up_read() in rwsem_invalidate_end(). */
+	if (!blockable)
+		return ms_down_read_trylock(&vm->gate.rwsem.mn_slots_rwsem);
 	ms_down_read(&vm->gate.rwsem.mn_slots_rwsem);
+	return true;
 }
 
-static void rwsem_invalidate_end(struct ms_vm *vm)
+static bool rwsem_invalidate_end(struct ms_vm *vm)
 {
-	ms_up_read(&vm->gate.rwsem.mn_slots_rwsem);
+	return ms_up_read(&vm->gate.rwsem.mn_slots_rwsem);
 }
 
 static void rwsem_update_begin(struct ms_vm *vm)
@@ -53,6 +56,7 @@ static unsigned int rwsem_waiters(struct ms_vm *vm)
 
 const struct ms_gate_ops ms_gate_rwsem_ops = {
 	.name = "rwsem",
+	.update_waits = true,
 	.init = rwsem_gate_init,
 	.destroy = rwsem_gate_destroy,
 	.invalidate_begin = rwsem_invalidate_begin,

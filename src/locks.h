@@ -7,7 +7,12 @@
 #ifndef MEMSLOTS_LOCKS_H
 #define MEMSLOTS_LOCKS_H
 
+#include <linux/futex.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "memslots_lockdep.h"
 
@@ -66,6 +71,17 @@ static inline void ms_spin_lock_destroy(struct ms_spinlock *l)
 static inline void ms_mutex_destroy(struct ms_mutex *l)
 {
 	pthread_mutex_destroy(&l->lock);
+}
+
+/* Sleep while *word == val; a change of the word before the call wakes it. */
+static inline void ms_futex_wait(_Atomic uint32_t *word, uint32_t val)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static inline void ms_futex_wake(_Atomic uint32_t *word, int waiters)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, waiters, NULL, NULL, 0);
 }
 
 #endif /* MEMSLOTS_LOCKS_H */

@@ -15,7 +15,6 @@
  * the gate around each publish; RCU for readers of the active set.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "rcu.h"
@@ -26,8 +25,6 @@
 #define MS_USER_ADDR_END 0x7ffffffff000ull
 /* KVM_MEM_MAX_NR_PAGES */
 #define MS_MEM_MAX_NR_PAGES ((1ull << 31) - 1)
-/* x86: 52-bit guest physical addresses, so frames below 2^40. */
-#define MS_MAX_GFN_END (1ull << (52 - MS_PAGE_SHIFT))
 
 enum ms_mr_change { MS_MR_CREATE, MS_MR_DELETE, MS_MR_MOVE, MS_MR_FLAGS_ONLY };
 
@@ -127,47 +124,46 @@ void ms_memslots_destroy(struct ms_vm *vm)
 	}
 }
 
-static int memslots_insert(struct ms_memslots *slots, struct ms_memslot *slot)
-{
-	int r = slot_index_insert(slots->gfn_index, slot->base_gfn, slot->base_gfn + slot->npages,
-				  slot);
-
-	if (r)
-		return r;
-	r = slot_index_insert(slots->hva_index, slot->userspace_addr, memslot_hva_end(slot), slot);
-	if (r)
-		slot_index_remove(slots->gfn_index, slot->base_gfn, slot);
-	return r;
-}
-
-static void memslots_remove(struct ms_memslots *slots, struct ms_memslot *slot)
-{
-	slot_index_remove(slots->gfn_index, slot->base_gfn, slot);
-	slot_index_remove(slots->hva_index, slot->userspace_addr, slot);
-}
-
 /*
- * Replace old by new (either may be NULL) in one set; unchanged on error.
- * Insert first: removing never allocates, so nothing needs undoing.
+ * Everything an update may allocate in the indexes of as_id, before it
+ * publishes anything: a half-published update cannot be undone, so running
+ * out of memory must happen here or not at all.
  */
-static int memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
-			    struct ms_memslot *new)
+static int memslots_reserve(struct ms_vm *vm, unsigned int as_id)
 {
-	if (new) {
-		int r = memslots_insert(slots, new);
+	for (int s = 0; s < 2; s++) {
+		struct ms_memslots *slots = &vm->as[as_id].sets[s];
+		/* Delete and move insert twice: the invalid slot, then the new one. */
+		int r = slot_index_reserve(slots->gfn_index, 2);
 
+		if (!r)
+			r = slot_index_reserve(slots->hva_index, 2);
 		if (r)
 			return r;
 	}
-	if (old)
-		memslots_remove(slots, old);
 	return 0;
+}
+
+/* Replace old by new (either may be NULL) in one set.  Reserved: cannot fail. */
+static void memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
+			     struct ms_memslot *new)
+{
+	if (new) {
+		slot_index_insert_reserved(slots->gfn_index, new->base_gfn,
+					   new->base_gfn + new->npages, new);
+		slot_index_insert_reserved(slots->hva_index, new->userspace_addr,
+					   memslot_hva_end(new), new);
+	}
+	if (old) {
+		slot_index_remove(slots->gfn_index, old->base_gfn, old);
+		slot_index_remove(slots->hva_index, old->userspace_addr, old);
+	}
 }
 
 /*
  * Publish slots as the active set of as_id.  The gate keeps the publish out
  * of every open invalidation, so that each start and its end see the same
- * memslots (the seed's install_new_memslots).
+ * memslots (KVM's install_new_memslots).
  */
 static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots)
 {
@@ -186,45 +182,24 @@ static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms
 	atomic_store_explicit(&slots->generation, gen, memory_order_relaxed);
 }
 
-static _Noreturn void die_mid_update(void)
-{
-	/* Half a memslot update cannot be undone once a set was published. */
-	fprintf(stderr, "memslots: out of memory in the middle of a memslot update\n");
-	abort();
-}
-
 /* Replace old by new in both sets of as_id, publishing once. */
-static int swap_memslot(struct ms_vm *vm, unsigned int as_id, struct ms_memslot *old,
-			struct ms_memslot *new)
+static void swap_memslot(struct ms_vm *vm, unsigned int as_id, struct ms_memslot *old,
+			 struct ms_memslot *new)
 {
-	int r = memslots_replace(inactive_memslots(vm, as_id), old, new);
-
-	if (r)
-		return r;
+	memslots_replace(inactive_memslots(vm, as_id), old, new);
 	install_new_memslots(vm, as_id, inactive_memslots(vm, as_id));
-	if (memslots_replace(inactive_memslots(vm, as_id), old, new))
-		die_mid_update();
-	return 0;
+	memslots_replace(inactive_memslots(vm, as_id), old, new);
 }
 
 /* Publish old as invalid, then zap what the secondary MMU holds for it. */
-static int invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot **invalid)
+static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old,
+			       struct ms_memslot *invalid)
 {
-	int r;
-
-	*invalid = malloc(sizeof(**invalid));
-	if (!*invalid)
-		return -ENOMEM;
-	**invalid = *old;
-	(*invalid)->flags |= MS_MEMSLOT_INVALID;
-	r = swap_memslot(vm, old->as_id, old, *invalid);
-	if (r) {
-		free(*invalid);
-		return r;
-	}
+	*invalid = *old;
+	invalid->flags |= MS_MEMSLOT_INVALID;
+	swap_memslot(vm, old->as_id, old, invalid);
 	/* Faults that saw old valid are over (grace period); new ones retry. */
 	ms_mmu_zap_gfn_range(vm, old->as_id, old->base_gfn, old->base_gfn + old->npages);
-	return 0;
 }
 
 static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot *new,
@@ -232,20 +207,25 @@ static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memsl
 {
 	const struct ms_memslot *any = old ? old : new;
 	unsigned int as_id = any->as_id, id = any->id;
-	struct ms_memslot *invalid;
+	struct ms_memslot *invalid = NULL;
 	int r;
 
-	if (change == MS_MR_CREATE || change == MS_MR_FLAGS_ONLY) {
-		r = swap_memslot(vm, as_id, old, new);
-		if (r)
-			return r;
-	} else {
-		r = invalidate_memslot(vm, old, &invalid);
-		if (r)
-			return r;
-		if (swap_memslot(vm, as_id, invalid, new))
-			die_mid_update();
+	if (change == MS_MR_DELETE || change == MS_MR_MOVE) {
+		invalid = malloc(sizeof(*invalid));
+		if (!invalid)
+			return -ENOMEM;
+	}
+	r = memslots_reserve(vm, as_id);
+	if (r) {
 		free(invalid);
+		return r;
+	}
+	if (invalid) {
+		invalidate_memslot(vm, old, invalid);
+		swap_memslot(vm, as_id, invalid, new);
+		free(invalid);
+	} else {
+		swap_memslot(vm, as_id, old, new);
 	}
 	vm->as[as_id].id_to_slot[id] = new;
 	free(old); /* Unreachable from both sets, and a grace period has passed. */
@@ -344,7 +324,7 @@ static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 	if (change == MS_MR_CREATE || change == MS_MR_MOVE) {
 		if (memslot_overlaps(vm, as_id, old, base_gfn, npages))
 			return -EEXIST;
-		if (base_gfn + npages > MS_MAX_GFN_END)
+		if (base_gfn + npages > vm->max_gfn_end)
 			return -EINVAL;
 	}
 	if (change != MS_MR_DELETE) {
@@ -370,9 +350,14 @@ int ms_set_memory_region(struct ms_vm *vm, const struct ms_region *r)
 
 	if (!vm || !r)
 		return -EINVAL;
+	if (ms_in_forked_child())
+		return -ECHILD;
 	ret = check_memory_region(vm, r);
 	if (ret)
 		return ret;
+	/* The gate would wait for this thread's own end. */
+	if (ms_update_waits_for_this_thread(vm))
+		return -EDEADLK;
 	ms_mutex_lock(&vm->slots_lock);
 	ret = set_memory_region_locked(vm, r);
 	ms_mutex_unlock(&vm->slots_lock);

@@ -6,6 +6,7 @@
  * a grace period), or when the VM is destroyed.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "rcu.h"
@@ -117,23 +118,29 @@ static uintptr_t spte_install(struct ms_vm *vm, struct ms_mmu_memory_cache *cach
 	return 0;
 }
 
+enum fault_retry { FAULT_GO, FAULT_RETRY, FAULT_RETRY_IN_RANGE };
+
 /*
- * Under mmu_lock: must a fault that snapshotted seq and maps hva start over?
- * Yes while an invalidation covering hva is between start and end, or when
- * one ended since the snapshot (KVM's mmu_invalidate_retry_hva).  A count
- * below zero (only without a gate) is treated as in progress everywhere.
+ * Under mmu_lock: must a fault that snapshotted seq and maps the page at hva
+ * start over?  Yes while an invalidation overlapping the page, by as little
+ * as a byte, is between start and end, or when one ended since the snapshot
+ * (KVM's mmu_invalidate_retry_hva).  A count below zero (only without a gate)
+ * is treated as in progress everywhere.
  */
-static bool mmu_invalidate_retry_hva(struct ms_mmu *mmu, uint64_t seq, uint64_t hva)
+static enum fault_retry mmu_invalidate_retry_hva(struct ms_mmu *mmu, uint64_t seq, uint64_t hva)
 {
 	long in_progress =
 	    atomic_load_explicit(&mmu->mmu_invalidate_in_progress, memory_order_relaxed);
 
 	if (in_progress < 0)
-		return true;
-	if (in_progress && hva >= mmu->mmu_invalidate_range_start &&
-	    hva < mmu->mmu_invalidate_range_end)
-		return true;
-	return atomic_load_explicit(&mmu->mmu_invalidate_seq, memory_order_relaxed) != seq;
+		return FAULT_RETRY;
+	/* The range is in bytes, the page is not: compare as intervals. */
+	if (in_progress && hva < mmu->mmu_invalidate_range_end &&
+	    hva + MS_PAGE_SIZE > mmu->mmu_invalidate_range_start)
+		return FAULT_RETRY_IN_RANGE;
+	if (atomic_load_explicit(&mmu->mmu_invalidate_seq, memory_order_relaxed) != seq)
+		return FAULT_RETRY;
+	return FAULT_GO;
 }
 
 int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write)
@@ -141,6 +148,7 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	struct ms_vm *vm = vcpu->vm;
 	struct ms_mmu *mmu = &vm->mmu;
 	const struct ms_memslot *slot;
+	enum fault_retry retry;
 	uintptr_t spte;
 	uint64_t seq, hva;
 	bool writable, installed;
@@ -152,8 +160,9 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	slot = ms_vcpu_gfn_to_memslot(vcpu, as_id, gfn);
 	if (!slot)
 		return -EFAULT;
+	/* Going away: retry until the update is over, unless that is us. */
 	if (slot->flags & MS_MEMSLOT_INVALID)
-		return -EAGAIN; /* going away: retry until the update is over */
+		return ms_update_waits_for_this_thread(vm) ? -EDEADLK : -EAGAIN;
 	/* Like KVM, map writable whenever the slot allows, not only on writes. */
 	writable = !(slot->flags & MS_MEM_READONLY);
 	if (write && !writable)
@@ -172,10 +181,15 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	}
 
 	ms_spin_lock(&mmu->mmu_lock);
-	if (mmu_invalidate_retry_hva(mmu, seq, hva)) {
+	retry = mmu_invalidate_retry_hva(mmu, seq, hva);
+	if (retry != FAULT_GO) {
 		ms_spin_unlock(&mmu->mmu_lock);
 		put_frame(vm, frame); /* never reachable from an entry */
 		ms_stat_inc(vm, fault_retries);
+		/* Only this thread's end could let the retry through. */
+		if (retry == FAULT_RETRY_IN_RANGE &&
+		    ms_invalidation_open_here(vm, hva, hva + MS_PAGE_SIZE))
+			return -EDEADLK;
 		return -EAGAIN;
 	}
 	spte = (uintptr_t)frame | (writable ? MS_SPTE_WRITABLE : 0);
@@ -230,6 +244,31 @@ static bool spte_walk(struct ms_vm *vm, unsigned int as_id, uint64_t *gfn, uint6
 	return true;
 }
 
+/* Under mmu_lock: the batch is the newest in flight. */
+static void zap_batch_link(struct ms_mmu *mmu, struct ms_zap_batch *batch)
+{
+	batch->ticket = mmu->next_zap_ticket++;
+	batch->next = NULL;
+	batch->prev = mmu->zaps_newest;
+	if (mmu->zaps_newest)
+		mmu->zaps_newest->next = batch;
+	else
+		mmu->zaps_oldest = batch;
+	mmu->zaps_newest = batch;
+}
+
+static void zap_batch_unlink(struct ms_mmu *mmu, struct ms_zap_batch *batch)
+{
+	if (batch->prev)
+		batch->prev->next = batch->next;
+	else
+		mmu->zaps_oldest = batch->next;
+	if (batch->next)
+		batch->next->prev = batch->prev;
+	else
+		mmu->zaps_newest = batch->prev;
+}
+
 static bool zap_visit(struct ms_vm *vm, _Atomic uintptr_t *ent, void *ctx)
 {
 	struct ms_zap_batch *batch = ctx;
@@ -238,9 +277,9 @@ static bool zap_visit(struct ms_vm *vm, _Atomic uintptr_t *ent, void *ctx)
 	if (batch->nr == MS_ZAP_BATCH)
 		return false;
 	spte = atomic_exchange_explicit(ent, 0, memory_order_relaxed);
-	/* Pairs with the decrement in ms_mmu_finish_zap(). */
+	/* Leaves the list in ms_mmu_finish_zap(). */
 	if (!batch->nr)
-		vm->mmu.zaps_in_flight++;
+		zap_batch_link(&vm->mmu, batch);
 	batch->frames[batch->nr++] = (void *)(spte & ~MS_SPTE_WRITABLE);
 	ms_stat_inc(vm, entries_zapped);
 	atomic_fetch_sub_explicit(&vm->stats.entries_present, 1, memory_order_relaxed);
@@ -265,6 +304,9 @@ bool ms_mmu_range_populated(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, 
 
 void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
 {
+	struct ms_mmu *mmu = &vm->mmu;
+	bool wake;
+
 	if (!batch->nr)
 		return;
 	/* A vCPU that read a zapped entry is done with its frame after this. */
@@ -272,14 +314,54 @@ void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
 	for (unsigned int i = 0; i < batch->nr; i++)
 		put_frame(vm, batch->frames[i]);
 	batch->nr = 0;
+	ms_spin_lock(&mmu->mmu_lock);
+	zap_batch_unlink(mmu, batch);
+	wake = mmu->zap_waiters;
+	/* Pairs with the acquire load in ms_mmu_zap_end(). */
+	atomic_fetch_add_explicit(&mmu->zaps_done, 1, memory_order_release);
+	ms_spin_unlock(&mmu->mmu_lock);
+	if (wake)
+		ms_futex_wake(&mmu->zaps_done, INT32_MAX);
+}
+
+uint64_t ms_mmu_zap_begin(struct ms_vm *vm)
+{
+	uint64_t ticket;
+
 	ms_spin_lock(&vm->mmu.mmu_lock);
-	vm->mmu.zaps_in_flight--;
+	ticket = vm->mmu.next_zap_ticket;
 	ms_spin_unlock(&vm->mmu.mmu_lock);
+	return ticket;
+}
+
+/* Under mmu_lock: is a batch older than ticket still in flight? */
+static bool older_zaps_in_flight(const struct ms_mmu *mmu, uint64_t ticket)
+{
+	return mmu->zaps_oldest && mmu->zaps_oldest->ticket < ticket;
+}
+
+void ms_mmu_zap_end(struct ms_vm *vm, uint64_t ticket)
+{
+	struct ms_mmu *mmu = &vm->mmu;
+	uint32_t done;
+
+	ms_might_sleep("wait for older zaps");
+	ms_spin_lock(&mmu->mmu_lock);
+	while (older_zaps_in_flight(mmu, ticket)) {
+		mmu->zap_waiters++;
+		done = atomic_load_explicit(&mmu->zaps_done, memory_order_acquire);
+		ms_spin_unlock(&mmu->mmu_lock);
+		ms_futex_wait(&mmu->zaps_done, done);
+		ms_spin_lock(&mmu->mmu_lock);
+		mmu->zap_waiters--;
+	}
+	ms_spin_unlock(&mmu->mmu_lock);
 }
 
 void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
 {
 	struct ms_zap_batch batch = { .nr = 0 };
+	uint64_t ticket = ms_mmu_zap_begin(vm);
 	bool done;
 
 	do {
@@ -288,4 +370,5 @@ void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, ui
 		ms_spin_unlock(&vm->mmu.mmu_lock);
 		ms_mmu_finish_zap(vm, &batch);
 	} while (!done);
+	ms_mmu_zap_end(vm, ticket);
 }

@@ -4,11 +4,17 @@
  * (spte) that holds the frame and whether it may be written.
  *
  * mmu_lock protects every change to the tables, mmu_invalidate_in_progress,
- * the invalidated range and zaps_in_flight, and orders the bump of
- * mmu_invalidate_seq against faults.  Entries are read without a lock inside
- * an entry-RCU read-side section (rcu.h): a zapped entry's frame is put only
- * after a grace period, so a vCPU that read the entry before the zap has
- * finished with it.
+ * the invalidated range and the zap batches in flight, and orders the bump
+ * of mmu_invalidate_seq against faults.  Entries are read without a lock
+ * inside an entry-RCU read-side section (rcu.h): a zapped entry's frame is
+ * put only after a grace period, so a vCPU that read the entry before the zap
+ * has finished with it.
+ *
+ * KVM flushes TLBs before it drops mmu_lock, so whoever takes the lock next
+ * finds every cleared entry unused.  Here a zap's grace period and puts run
+ * after the lock is dropped, so each zapper instead waits, before it returns,
+ * for the batches that were in flight when it began (ms_mmu_zap_begin/end):
+ * the state it leaves is as fully flushed as KVM's.
  * Table pages are never freed before the VM is destroyed.
  */
 #ifndef MEMSLOTS_MMU_H
@@ -23,7 +29,8 @@
 
 #define MS_SPT_BITS 10
 #define MS_SPT_ENTRIES (1u << MS_SPT_BITS)
-/* 4 x 10 bits: every gfn below 2^40 (x86's 52-bit guest physical space). */
+/* 4 x 10 bits: every gfn below 2^40 (x86's 52-bit guest physical space).
+ * Callers never look up a gfn past the VM's width, which would alias. */
 #define MS_SPT_LEVELS 4
 #define MS_SPTE_WRITABLE ((uintptr_t)1)
 /* At most one zap batch is waited for at a time; it lives on the stack. */
@@ -53,12 +60,19 @@ struct ms_mmu {
 	/* Union of their host ranges while in progress; mmu_lock. */
 	uint64_t mmu_invalidate_range_start;
 	uint64_t mmu_invalidate_range_end;
-	/* Zapped batches whose frames are not yet put; mmu_lock. */
-	long zaps_in_flight;
+	/* Zapped batches whose frames are not yet put, oldest first; mmu_lock. */
+	struct ms_zap_batch *zaps_oldest, *zaps_newest;
+	uint64_t next_zap_ticket; /* mmu_lock */
+	unsigned int zap_waiters; /* mmu_lock */
+	/* Bumped when a batch is finished; zappers waiting for older ones sleep on it. */
+	_Atomic uint32_t zaps_done;
 };
 
+/* Lives on the zapper's stack; in the in-flight list while it holds frames. */
 struct ms_zap_batch {
 	unsigned int nr;
+	uint64_t ticket;
+	struct ms_zap_batch *prev, *next;
 	void *frames[MS_ZAP_BATCH];
 };
 
@@ -82,7 +96,11 @@ static inline uintptr_t ms_spte_lookup(struct ms_mmu *mmu, unsigned int as_id, u
 	return atomic_load_explicit(&spt->ent[gfn & (MS_SPT_ENTRIES - 1)], memory_order_acquire);
 }
 
-/* Install an entry for gfn: 0, -EAGAIN to retry outside RCU, or -errno.  In memslot RCU. */
+/*
+ * Install an entry for gfn: 0, -EAGAIN to retry outside RCU, -EDEADLK when
+ * the retry would wait for an invalidation the calling thread holds open, or
+ * -errno.  In memslot RCU.
+ */
 int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write);
 
 /*
@@ -93,8 +111,19 @@ bool ms_mmu_zap_locked(struct ms_vm *vm, unsigned int as_id, uint64_t *gfn, uint
 		       struct ms_zap_batch *batch);
 /* Under mmu_lock: whether any entry of [gfn, end) is present. */
 bool ms_mmu_range_populated(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
+/* Under mmu_lock: whether some zapped frame is still to be put. */
+static inline bool ms_mmu_zaps_in_flight(const struct ms_mmu *mmu)
+{
+	return mmu->zaps_oldest != NULL;
+}
 /* Outside locks and RCU: wait until no vCPU uses the batch's frames, put them. */
 void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch);
+/*
+ * A zapper takes a ticket before its first batch and, once its own batches
+ * are finished, waits for every batch older than the ticket.  Outside locks.
+ */
+uint64_t ms_mmu_zap_begin(struct ms_vm *vm);
+void ms_mmu_zap_end(struct ms_vm *vm, uint64_t ticket);
 /* Blockable zap of [gfn, end), batch by batch. */
 void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
 

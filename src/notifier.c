@@ -10,12 +10,71 @@
  *
  * These run as the embedder's invalidation callbacks: they never take
  * slots_lock (the updater waits on the gate while holding it).
+ *
+ * Each thread also keeps its own open invalidations (thread-local, no lock),
+ * so that a vCPU access or a memslot update that would wait for the calling
+ * thread's own end fails with -EDEADLK instead of hanging.
  */
 #include <errno.h>
 #include <stdio.h>
 
 #include "rcu.h"
 #include "vm.h"
+
+/* Nesting deeper than this on one thread is not tracked (never seen in KVM's mm). */
+#define MS_OPEN_HERE_MAX 16
+
+static __thread struct {
+	unsigned int nr;
+	struct {
+		uint64_t vm_serial; /* not the pointer: a later VM may reuse it */
+		uint64_t start, end;
+	} open[MS_OPEN_HERE_MAX];
+} open_here;
+
+static void open_here_push(const struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	if (open_here.nr < MS_OPEN_HERE_MAX)
+		open_here.open[open_here.nr++] =
+		    (typeof(open_here.open[0])){ vm->serial, start, end };
+}
+
+/* An end on another thread than its start is allowed: then nothing is found. */
+static void open_here_pop(const struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = open_here.nr; i-- > 0;) {
+		if (open_here.open[i].vm_serial != vm->serial || open_here.open[i].start != start ||
+		    open_here.open[i].end != end)
+			continue;
+		open_here.open[i] = open_here.open[--open_here.nr];
+		return;
+	}
+}
+
+bool ms_invalidation_open_here(const struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = 0; i < open_here.nr; i++)
+		if (open_here.open[i].vm_serial == vm->serial && open_here.open[i].start < end &&
+		    open_here.open[i].end > start)
+			return true;
+	return false;
+}
+
+bool ms_update_waits_for_this_thread(const struct ms_vm *vm)
+{
+	return vm->gate_ops->update_waits && ms_invalidation_open_here(vm, 0, UINT64_MAX);
+}
+
+/* Misuse is counted and said once, on stderr: never a crash, never silent. */
+static void report_unmatched_end(struct ms_vm *vm, uint64_t start, uint64_t end)
+{
+	ms_stat_inc(vm, unmatched_ends);
+	if (!atomic_flag_test_and_set(&vm->unmatched_end_warned))
+		fprintf(stderr,
+			"memslots: ms_invalidate_range_end(%#llx, %#llx) without a matching "
+			"start; ignored\n",
+			(unsigned long long)start, (unsigned long long)end);
+}
 
 static bool any_slot_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
 			   uint64_t gfn_end, void *ctx)
@@ -49,6 +108,7 @@ static bool zap_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t 
 static void zap_hva_range(struct ms_vm *vm, uint64_t start, uint64_t end)
 {
 	struct ms_zap_batch batch = { .nr = 0 };
+	uint64_t ticket = ms_mmu_zap_begin(vm);
 	bool done;
 
 	do {
@@ -59,6 +119,8 @@ static void zap_hva_range(struct ms_vm *vm, uint64_t start, uint64_t end)
 		ms_rcu_read_unlock();
 		ms_mmu_finish_zap(vm, &batch);
 	} while (!done);
+	/* Entries another zapper cleared are unused too once this returns. */
+	ms_mmu_zap_end(vm, ticket);
 }
 
 /* Under mmu_lock (KVM's kvm_mmu_invalidate_begin). */
@@ -79,16 +141,22 @@ static void mmu_invalidate_begin(struct ms_mmu *mmu, uint64_t start, uint64_t en
 		mmu->mmu_invalidate_range_end = end;
 }
 
-/* Under mmu_lock (KVM's kvm_mmu_invalidate_end). */
+/*
+ * Under mmu_lock (KVM's kvm_mmu_invalidate_end).  An end that finds nothing
+ * in progress leaves the count at zero and is counted: only the missing gate
+ * lets a start and its end decide differently.
+ */
 static void mmu_invalidate_end(struct ms_vm *vm)
 {
 	struct ms_mmu *mmu = &vm->mmu;
 
 	/* Faults that snapshotted the old value will retry. */
 	atomic_fetch_add_explicit(&mmu->mmu_invalidate_seq, 1, memory_order_release);
-	if (atomic_fetch_sub_explicit(&mmu->mmu_invalidate_in_progress, 1, memory_order_relaxed) <=
-	    0)
+	if (atomic_load_explicit(&mmu->mmu_invalidate_in_progress, memory_order_relaxed) <= 0) {
 		ms_stat_inc(vm, in_progress_underflows);
+		return;
+	}
+	atomic_fetch_sub_explicit(&mmu->mmu_invalidate_in_progress, 1, memory_order_relaxed);
 }
 
 static void trace_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool elided, uint64_t gen)
@@ -126,8 +194,8 @@ static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint
 
 	ms_rcu_read_lock();
 	ms_spin_lock(&vm->mmu.mmu_lock);
-	would_block =
-	    vm->mmu.zaps_in_flight || !ms_for_each_hva_slot(vm, start, end, populated_visit, NULL);
+	would_block = ms_mmu_zaps_in_flight(&vm->mmu) ||
+		      !ms_for_each_hva_slot(vm, start, end, populated_visit, NULL);
 	if (!would_block)
 		mmu_invalidate_begin(&vm->mmu, start, end);
 	ms_spin_unlock(&vm->mmu.mmu_lock);
@@ -138,7 +206,10 @@ static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint
 static int invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
 {
 	/* Pairs with invalidate_end in ms_invalidate_range_end(). */
-	vm->gate_ops->invalidate_begin(vm);
+	if (!vm->gate_ops->invalidate_begin(vm, blockable)) {
+		ms_stat_inc(vm, invalidations_refused);
+		return -EAGAIN;
+	}
 
 	if (invalidate_elided(vm, start, end, trace_start)) {
 		ms_stat_inc(vm, invalidation_starts_elided);
@@ -163,18 +234,28 @@ int ms_invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bo
 
 	if (!vm || start >= end)
 		return -EINVAL;
+	if (ms_in_forked_child())
+		return -ECHILD;
 	ms_lock_acquire(&vm->mn_callback_map, MS_LOCK_SHARED_RECURSIVE);
 	r = invalidate_range_start(vm, start, end, blockable);
 	ms_lock_release(&vm->mn_callback_map);
-	if (!r)
+	if (!r) {
 		ms_stat_inc(vm, invalidations_started);
+		open_here_push(vm, start, end);
+	}
 	return r;
 }
 
 void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 {
-	if (!vm || start >= end)
+	if (!vm || ms_in_forked_child())
 		return;
+	/* Detected where it is certain: nothing is open at all. */
+	if (start >= end || vm->gate_ops->active_invalidations(vm) <= 0) {
+		report_unmatched_end(vm, start, end);
+		return;
+	}
+	open_here_pop(vm, start, end);
 	ms_lock_acquire(&vm->mn_callback_map, MS_LOCK_SHARED_RECURSIVE);
 	if (invalidate_elided(vm, start, end, trace_end)) {
 		ms_stat_inc(vm, invalidation_ends_elided);
@@ -183,9 +264,11 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 		mmu_invalidate_end(vm);
 		ms_spin_unlock(&vm->mmu.mmu_lock);
 	}
-	ms_stat_inc(vm, invalidations_ended);
 	/* Pairs with invalidate_begin in ms_invalidate_range_start(). */
-	vm->gate_ops->invalidate_end(vm);
+	if (vm->gate_ops->invalidate_end(vm))
+		ms_stat_inc(vm, invalidations_ended);
+	else
+		report_unmatched_end(vm, start, end); /* raced with another unmatched end */
 	ms_lock_release(&vm->mn_callback_map);
 }
 
@@ -193,9 +276,9 @@ void ms_change_pte(struct ms_vm *vm, uint64_t hva)
 {
 	uint64_t page = hva & ~(MS_PAGE_SIZE - 1);
 
-	if (!vm)
+	if (!vm || ms_in_forked_child())
 		return;
-	/* The seed's WARN_ON_ONCE: change_pte must be inside start..end. */
+	/* KVM's WARN_ON_ONCE: change_pte must be inside start..end. */
 	if (vm->gate_ops->active_invalidations(vm) <= 0) {
 		ms_stat_inc(vm, change_pte_misuses);
 		if (!atomic_flag_test_and_set(&vm->change_pte_warned))

@@ -29,12 +29,28 @@ void ms_rwsem_down_read(struct ms_rwsem *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-void ms_rwsem_up_read(struct ms_rwsem *s)
+bool ms_rwsem_down_read_trylock(struct ms_rwsem *s)
 {
+	bool got;
+
 	pthread_mutex_lock(&s->lock);
-	if (--s->readers == 0 && s->writers_waiting)
+	got = !s->writer && !s->writers_waiting;
+	s->readers += got;
+	pthread_mutex_unlock(&s->lock);
+	return got;
+}
+
+/* False, and nothing changes, when no reader holds it. */
+bool ms_rwsem_up_read(struct ms_rwsem *s)
+{
+	bool held;
+
+	pthread_mutex_lock(&s->lock);
+	held = s->readers > 0;
+	if (held && --s->readers == 0 && s->writers_waiting)
 		pthread_cond_signal(&s->writer_wait);
 	pthread_mutex_unlock(&s->lock);
+	return held;
 }
 
 void ms_rwsem_down_write(struct ms_rwsem *s)

@@ -37,11 +37,22 @@ struct ms_rwsem {
 		ms_rwsem_down_read(s);                      \
 	} while (0)
 
-#define ms_up_read(s)                       \
-	do {                                \
-		ms_rwsem_up_read(s);        \
-		ms_lock_release(&(s)->map); \
-	} while (0)
+/* Never sleeps: false if a writer holds or waits for it. */
+#define ms_down_read_trylock(s)                                          \
+	({                                                               \
+		bool __got = ms_rwsem_down_read_trylock(s);              \
+		if (__got)                                               \
+			ms_lock_acquire_try(&(s)->map, MS_LOCK_SHARED); \
+		__got;                                                   \
+	})
+
+#define ms_up_read(s)                                 \
+	({                                            \
+		bool __held = ms_rwsem_up_read(s);    \
+		if (__held)                           \
+			ms_lock_release(&(s)->map);   \
+		__held;                               \
+	})
 
 #define ms_down_write(s)                                       \
 	do {                                                   \
@@ -59,7 +70,8 @@ struct ms_rwsem {
 void ms_rwsem_init_locks(struct ms_rwsem *s);
 void ms_rwsem_destroy(struct ms_rwsem *s);
 void ms_rwsem_down_read(struct ms_rwsem *s);
-void ms_rwsem_up_read(struct ms_rwsem *s);
+bool ms_rwsem_down_read_trylock(struct ms_rwsem *s);
+bool ms_rwsem_up_read(struct ms_rwsem *s);
 void ms_rwsem_down_write(struct ms_rwsem *s);
 void ms_rwsem_up_write(struct ms_rwsem *s);
 long ms_rwsem_readers(struct ms_rwsem *s);

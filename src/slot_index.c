@@ -23,6 +23,8 @@
 /* Measured at 32764 random lookups: 8 beats 16 and 32 (docs/design.md). */
 #define SLOT_INDEX_FANOUT 8
 #define SLOT_INDEX_MAX_HEIGHT 24
+/* Room for two insertions' worth of nodes: a memslot update reserves them. */
+#define SLOT_INDEX_MAX_SPARE (2 * (SLOT_INDEX_MAX_HEIGHT + 2))
 
 struct slot_index_node {
 	/* Leaves: entry starts.  Internal: each child's smallest start. */
@@ -42,7 +44,7 @@ struct slot_index_node {
 /* Nodes an insertion may need, allocated before it changes anything. */
 struct node_reserve {
 	unsigned int nr;
-	struct slot_index_node *node[SLOT_INDEX_MAX_HEIGHT + 1];
+	struct slot_index_node *node[SLOT_INDEX_MAX_SPARE];
 };
 
 struct slot_index {
@@ -117,7 +119,8 @@ unsigned long slot_index_count(const struct slot_index *index)
 /*
  * How many of the node's starts are <= key.  Unused slots hold UINT64_MAX,
  * so the scan has a fixed length: unrolled, no branch on the node's size,
- * every compare independent of the others.
+ * every compare independent of the others.  The padding also compares <= a
+ * key of UINT64_MAX, hence the clamp to the node's size.
  */
 static unsigned int node_rank(const struct slot_index_node *n, uint64_t key)
 {
@@ -125,7 +128,7 @@ static unsigned int node_rank(const struct slot_index_node *n, uint64_t key)
 
 	for (unsigned int i = 0; i < SLOT_INDEX_FANOUT; i++)
 		rank += n->start[i] <= key;
-	return rank;
+	return rank < n->nr ? rank : n->nr;
 }
 
 static bool entry_le(uint64_t start_a, const void *value_a, uint64_t start_b, const void *value_b)
@@ -275,19 +278,39 @@ static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t s
 	}
 }
 
-int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, void *value)
+int slot_index_reserve(struct slot_index *index, unsigned int inserts)
 {
 	struct node_reserve *res = &index->spare;
-	struct slot_index_node *split, *root;
+	unsigned int need = 0;
 
-	if (index->height == SLOT_INDEX_MAX_HEIGHT)
+	/* One split per level and a new root at most, and each may add a level. */
+	for (unsigned int i = 0; i < inserts; i++)
+		need += index->height + 1 + i;
+	if (index->height + inserts > SLOT_INDEX_MAX_HEIGHT || need > SLOT_INDEX_MAX_SPARE)
 		return -ENOMEM;
-	/* One split per level and a new root at most. */
-	for (; res->nr < index->height + 1; res->nr++) {
+	for (; res->nr < need; res->nr++) {
 		res->node[res->nr] = node_alloc();
 		if (!res->node[res->nr])
 			return -ENOMEM;
 	}
+	return 0;
+}
+
+int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, void *value)
+{
+	int r = slot_index_reserve(index, 1);
+
+	if (!r)
+		slot_index_insert_reserved(index, start, end, value);
+	return r;
+}
+
+void slot_index_insert_reserved(struct slot_index *index, uint64_t start, uint64_t end,
+				void *value)
+{
+	struct node_reserve *res = &index->spare;
+	struct slot_index_node *split, *root;
+
 	split = node_insert(index->root, start, end, value, res);
 	if (split) {
 		root = node_take(res, false);
@@ -300,13 +323,12 @@ int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, vo
 		index->height++;
 	}
 	index->count++;
-	return 0;
 }
 
 /* An emptied node goes back to the spares, or to malloc if they are full. */
 static void node_release(struct slot_index *index, struct slot_index_node *n)
 {
-	if (index->spare.nr < SLOT_INDEX_MAX_HEIGHT + 1)
+	if (index->spare.nr < SLOT_INDEX_MAX_SPARE)
 		index->spare.node[index->spare.nr++] = n;
 	else
 		free(n);

@@ -21,6 +21,8 @@ int ms_vcpu_create(struct ms_vm *vm, struct ms_vcpu **out)
 
 	if (!vm || !out)
 		return -EINVAL;
+	if (ms_in_forked_child())
+		return -ECHILD;
 	vcpu = calloc(1, sizeof(*vcpu));
 	if (!vcpu)
 		return -ENOMEM;
@@ -44,6 +46,8 @@ int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool w
 
 	if (!vcpu || !hva || as_id >= vcpu->vm->cfg.address_spaces)
 		return -EINVAL;
+	if (ms_in_forked_child())
+		return -ECHILD;
 	ms_rcu_read_lock();
 	slot = ms_vcpu_gfn_to_memslot(vcpu, as_id, gfn);
 	if (slot && !(slot->flags & MS_MEMSLOT_INVALID) &&
@@ -137,7 +141,10 @@ static int vcpu_access(struct ms_vcpu *vcpu, const struct access *a, uint64_t gp
 
 	if (!vcpu || a->as_id >= vcpu->vm->cfg.address_spaces || (!buf && len))
 		return -EINVAL;
-	if (gpa + len < gpa)
+	if (ms_in_forked_child())
+		return -ECHILD;
+	/* Past the width no slot maps anything, and the entry table would alias. */
+	if (gpa + len < gpa || (len && (gpa + len - 1) >> MS_PAGE_SHIFT >= vcpu->vm->max_gfn_end))
 		return -EFAULT;
 	if (a->write && (gpa & (MS_PAGE_SIZE - 1)) + len > MS_PAGE_SIZE) {
 		r = check_writable(vcpu, a->as_id, gpa, len);

@@ -6,14 +6,20 @@
 #include "rcu.h"
 #include "vm.h"
 
-void ms_config_init(struct ms_config *cfg)
+int ms_config_init(struct ms_config *cfg)
 {
+	if (!cfg)
+		return -EINVAL;
 	*cfg = (struct ms_config){
 		.address_spaces = 2,
 		.slots_per_space = MS_MAX_SLOTS_PER_SPACE,
 		.gate = MS_GATE_COUNT,
+		.guest_phys_bits = MS_GUEST_PHYS_BITS_MAX,
 	};
+	return 0;
 }
+
+static _Atomic uint64_t vm_serials;
 
 static int check_config(const struct ms_config *cfg)
 {
@@ -22,6 +28,9 @@ static int check_config(const struct ms_config *cfg)
 	if (cfg->slots_per_space < 1 || cfg->slots_per_space > MS_MAX_SLOTS_PER_SPACE)
 		return -EINVAL;
 	if (!ms_gate_ops_for(cfg->gate))
+		return -EINVAL;
+	if (cfg->guest_phys_bits < MS_GUEST_PHYS_BITS_MIN ||
+	    cfg->guest_phys_bits > MS_GUEST_PHYS_BITS_MAX)
 		return -EINVAL;
 	if (cfg->frame_ops && (!cfg->frame_ops->get_frame || !cfg->frame_ops->put_frame))
 		return -EINVAL;
@@ -36,6 +45,8 @@ int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out)
 
 	if (!out)
 		return -EINVAL;
+	if (ms_in_forked_child())
+		return -ECHILD;
 	if (!cfg) {
 		ms_config_init(&defaults);
 		cfg = &defaults;
@@ -49,6 +60,8 @@ int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out)
 	if (!vm)
 		return -ENOMEM;
 	vm->cfg = *cfg;
+	vm->serial = atomic_fetch_add_explicit(&vm_serials, 1, memory_order_relaxed);
+	vm->max_gfn_end = 1ull << (cfg->guest_phys_bits - MS_PAGE_SHIFT);
 	ms_mutex_init(&vm->slots_lock, "slots_lock");
 	ms_lockdep_init_map(&vm->mn_callback_map, "invalidate_range callback", MS_LOCK_PSEUDO);
 	ms_lockdep_forbid_nesting(&vm->mn_callback_map, &vm->slots_lock.map,
@@ -68,11 +81,12 @@ int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out)
 
 void ms_vm_destroy(struct ms_vm *vm)
 {
-	if (!vm)
+	/* A child of fork() cannot wait for grace periods: the VM is leaked. */
+	if (!vm || ms_in_forked_child())
 		return;
 	/*
-	 * Invalidations still open leave the gate's count unbalanced, as in the
-	 * seed's kvm_destroy_vm; nobody can be waiting on it, so it is dropped.
+	 * Invalidations still open leave the gate's count unbalanced, as in
+	 * KVM's kvm_destroy_vm; nobody can be waiting on it, so it is dropped.
 	 * Readers may have seen memslots or entries a moment ago: let them finish.
 	 */
 	ms_synchronize_rcu();
@@ -115,6 +129,7 @@ int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out)
 		.in_progress_underflows = LOAD(in_progress_underflows),
 		.mn_active_invalidate_count = vm->gate_ops->active_invalidations(vm),
 		.change_pte_misuses = LOAD(change_pte_misuses),
+		.unmatched_ends = LOAD(unmatched_ends),
 		.gate_waiters = vm->gate_ops->waiters(vm),
 	};
 	return 0;

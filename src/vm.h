@@ -70,6 +70,7 @@ struct ms_vm_stats {
 	_Atomic uint64_t gate_wait_ns_max;
 	_Atomic uint64_t in_progress_underflows;
 	_Atomic uint64_t change_pte_misuses;
+	_Atomic uint64_t unmatched_ends;
 };
 
 struct ms_vm {
@@ -85,6 +86,11 @@ struct ms_vm {
 	/* Held (pseudo, recursive) for the body of each invalidation callback. */
 	struct ms_lockdep_map mn_callback_map;
 	atomic_flag change_pte_warned;
+	atomic_flag unmatched_end_warned;
+	/* Unique in the process, unlike the address of a destroyed VM. */
+	uint64_t serial;
+	/* No slot maps a gfn at or past this (cfg.guest_phys_bits). */
+	uint64_t max_gfn_end;
 
 	struct ms_mmu mmu;
 	struct ms_vm_stats stats;
@@ -104,6 +110,17 @@ struct ms_vcpu {
 	atomic_fetch_add_explicit(&(vm)->stats.field, 1, memory_order_relaxed)
 #define ms_stat_add(vm, field, n) \
 	atomic_fetch_add_explicit(&(vm)->stats.field, (n), memory_order_relaxed)
+
+/* notifier.c: the calling thread's own open invalidations. */
+bool ms_invalidation_open_here(const struct ms_vm *vm, uint64_t start, uint64_t end);
+bool ms_update_waits_for_this_thread(const struct ms_vm *vm);
+
+/* rcu.c: in a child of fork() liburcu's registry holds threads that do not exist. */
+extern bool ms_forked;
+static inline bool ms_in_forked_child(void)
+{
+	return __builtin_expect(__atomic_load_n(&ms_forked, __ATOMIC_RELAXED), 0);
+}
 
 /* memslots.c */
 int ms_memslots_init(struct ms_vm *vm);

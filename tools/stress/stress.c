@@ -41,7 +41,7 @@ enum invariant {
 static const char *const invariant_names[INV_NR] = {
 	"no stale frame used",
 	"no frame used while its page changed",
-	"in-progress count never negative",
+	"every end finds its start's count",
 	"start and end see one generation",
 	"every frame got is put once",
 	"at the end: count 0, nothing left",
@@ -146,8 +146,8 @@ static void check_count(void)
 	ms_vm_stats(S.vm, &st);
 	if (st.mmu_invalidate_in_progress < 0 || st.in_progress_underflows)
 		violated(INV_NEGATIVE,
-			 "mmu_invalidate_in_progress = %" PRId64 ", %" PRIu64 " underflow(s)",
-			 st.mmu_invalidate_in_progress, st.in_progress_underflows);
+			 "%" PRIu64 " end(s) found mmu_invalidate_in_progress at 0 (now %" PRId64 ")",
+			 st.in_progress_underflows, st.mmu_invalidate_in_progress);
 }
 
 static void finish(struct worker *w)

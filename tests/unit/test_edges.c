@@ -1,0 +1,551 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The promise at its edges: after a start returns 0 no vCPU uses a frame of
+ * the range until the end, also when the range is not page aligned, when
+ * another zapper already cleared the entry and is still waiting for a vCPU
+ * held inside its access, and for gpas past the guest's physical width.
+ * Also the index at the top of the key space, misuse that must be reported
+ * instead of hanging (an end without a start, a start or an update on the
+ * thread that holds an open invalidation), the non-blockable rwsem start,
+ * and a child of fork().
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "../common/frames.h"
+#include "../common/internal.h"
+#include "../common/testutil.h"
+
+#define GPA 0x100000ull
+
+/*
+ * Poll for about 200 ms: long enough for a wrong outcome that needs only
+ * microseconds to show, while a right one (a thread that must stay blocked)
+ * does not depend on it.
+ */
+#define wait_briefly(cond)                                               \
+	({                                                               \
+		int __tries = 0;                                         \
+		while (!(cond) && __tries++ < 2000)                      \
+			nanosleep(&(struct timespec){ 0, 100000 }, NULL); \
+	})
+
+static struct ms_vm *vm_new(enum ms_gate gate, const struct ms_frame_ops *ops, void *opaque)
+{
+	struct ms_config cfg;
+	struct ms_vm *vm;
+
+	assert_int_equal(ms_config_init(&cfg), 0);
+	cfg.gate = gate;
+	cfg.frame_ops = ops;
+	cfg.frame_opaque = opaque;
+	assert_int_equal(ms_vm_create(&cfg, &vm), 0);
+	return vm;
+}
+
+static void set_region(struct ms_vm *vm, unsigned int id, uint64_t gpa, uint64_t size,
+		       const void *hva)
+{
+	struct ms_region r = test_region(0, id, gpa, size, hva, 0);
+
+	assert_int_equal(ms_set_memory_region(vm, &r), 0);
+}
+
+struct access_thread {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t gpa;
+	int result;
+	atomic_bool done;
+};
+
+static void *read_main(void *arg)
+{
+	struct access_thread *t = arg;
+	struct ms_vcpu *vcpu;
+	char c;
+
+	assert_int_equal(ms_vcpu_create(t->vm, &vcpu), 0);
+	t->result = ms_vcpu_read(vcpu, 0, t->gpa, &c, 1);
+	ms_vcpu_destroy(vcpu);
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
+/* A fault into a page that an open invalidation touches by one byte retries. */
+static void fault_waits_for(uint64_t start, uint64_t end, uint64_t gpa)
+{
+	struct test_frames frames = { 0 };
+	struct ms_vm *vm;
+	char *h = test_host_alloc(4);
+	struct access_thread t = { .gpa = gpa };
+	uint64_t s = (uintptr_t)h, retries;
+
+	pthread_mutex_init(&frames.lock, NULL);
+	vm = vm_new(MS_GATE_COUNT, &test_frame_ops, &frames);
+	t.vm = vm;
+	set_region(vm, 0, GPA, 4 * MS_PAGE_SIZE, h);
+	assert_int_equal(ms_invalidate_range_start(vm, s + start, s + end, true), 0);
+	retries = test_stats(vm).fault_retries;
+	pthread_create(&t.thread, NULL, read_main, &t);
+	wait_briefly(test_stats(vm).fault_retries >= retries + 2 || atomic_load(&t.done));
+	assert_false(atomic_load(&t.done));
+	assert_false(test_spte_present(vm, 0, gpa >> MS_PAGE_SHIFT));
+	ms_invalidate_range_end(vm, s + start, s + end);
+	pthread_join(t.thread, NULL);
+	assert_int_equal(t.result, 0);
+	ms_vm_destroy(vm);
+	assert_true(test_frames_balanced(&frames));
+	test_host_free(h, 4);
+}
+
+static void test_unaligned_range_holds_fault(void **state)
+{
+	fault_waits_for(100, 200, GPA);
+	fault_waits_for(MS_PAGE_SIZE - 1, MS_PAGE_SIZE, GPA);
+	fault_waits_for(2 * MS_PAGE_SIZE + 4000, 3 * MS_PAGE_SIZE + 10, GPA + 2 * MS_PAGE_SIZE);
+	fault_waits_for(2 * MS_PAGE_SIZE + 4000, 3 * MS_PAGE_SIZE + 10, GPA + 3 * MS_PAGE_SIZE);
+}
+
+/*
+ * Trapping frames: get_frame hands out a private copy in its own mapping,
+ * which the test can make inaccessible; a vCPU that touches it then waits
+ * in the SIGSEGV handler, inside its access, until the test lets it go.
+ */
+static struct {
+	char *armed; /* the frame that traps */
+	atomic_bool trapped, release;
+	atomic_ulong got, put;
+	atomic_bool put_armed; /* the trapped frame was put */
+} trap;
+
+static void trap_handler(int sig, siginfo_t *si, void *uc)
+{
+	char *addr = si->si_addr;
+
+	if (!trap.armed || addr < trap.armed || addr >= trap.armed + MS_PAGE_SIZE)
+		abort();
+	atomic_store(&trap.trapped, true);
+	while (!atomic_load(&trap.release))
+		sched_yield();
+	mprotect(trap.armed, MS_PAGE_SIZE, PROT_READ | PROT_WRITE);
+}
+
+static int trap_get_frame(void *opaque, uint64_t hva, bool write, void **frame)
+{
+	char *page = test_host_alloc(1);
+
+	if (!page)
+		return -ENOMEM;
+	memcpy(page, (void *)(uintptr_t)hva, MS_PAGE_SIZE);
+	atomic_fetch_add(&trap.got, 1);
+	*frame = page;
+	return 0;
+}
+
+static void trap_put_frame(void *opaque, void *frame)
+{
+	if (frame == trap.armed)
+		atomic_store(&trap.put_armed, true);
+	atomic_fetch_add(&trap.put, 1);
+	test_host_free(frame, 1);
+}
+
+static const struct ms_frame_ops trap_frame_ops = { trap_get_frame, trap_put_frame };
+
+struct zapper {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t start, end;
+	struct ms_region delete; /* memory_size 0: delete instead of invalidating */
+	int result;
+	bool put_armed_before_return;
+	atomic_bool done;
+};
+
+static void *zapper_main(void *arg)
+{
+	struct zapper *z = arg;
+
+	if (z->delete.slot || z->delete.userspace_addr)
+		z->result = ms_set_memory_region(z->vm, &z->delete);
+	else
+		z->result = ms_invalidate_range_start(z->vm, z->start, z->end, true);
+	z->put_armed_before_return = atomic_load(&trap.put_armed);
+	atomic_store(&z->done, true);
+	return NULL;
+}
+
+/*
+ * A vCPU is held inside its read of the page's frame; a first zapper clears
+ * the entry and waits for it; a second start of the same page has nothing
+ * left to zap, and must still not return before the frame is put.
+ */
+static void second_start_waits(bool first_is_delete)
+{
+	char *h = test_host_alloc(2);
+	uint64_t s = (uintptr_t)h;
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, &trap_frame_ops, NULL);
+	struct access_thread vcpu_thread = { .vm = vm, .gpa = GPA };
+	struct zapper z1 = { .vm = vm, .start = s + 8, .end = s + 16 };
+	struct zapper z2 = { .vm = vm, .start = s, .end = s + MS_PAGE_SIZE };
+	struct sigaction sa = { .sa_sigaction = trap_handler, .sa_flags = SA_SIGINFO };
+	struct ms_vcpu *vcpu;
+	uintptr_t spte;
+	char c;
+
+	memset(&trap, 0, sizeof(trap));
+	sigaction(SIGSEGV, &sa, NULL);
+	set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+	if (first_is_delete)
+		z1.delete = test_region(0, 0, GPA, 0, h, 0);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA, &c, 1), 0);
+	ms_spte_read_lock();
+	spte = ms_spte_lookup(&vm->mmu, 0, GPA >> MS_PAGE_SHIFT);
+	ms_spte_read_unlock();
+	trap.armed = (char *)(spte & ~MS_SPTE_WRITABLE);
+	assert_int_equal(mprotect(trap.armed, MS_PAGE_SIZE, PROT_NONE), 0);
+
+	pthread_create(&vcpu_thread.thread, NULL, read_main, &vcpu_thread);
+	assert_true(test_wait_until(atomic_load(&trap.trapped)));
+	pthread_create(&z1.thread, NULL, zapper_main, &z1);
+	assert_true(test_wait_until(!test_spte_present(vm, 0, GPA >> MS_PAGE_SHIFT)));
+	assert_false(atomic_load(&z1.done));
+
+	pthread_create(&z2.thread, NULL, zapper_main, &z2);
+	wait_briefly(atomic_load(&z2.done));
+	assert_false(atomic_load(&z2.done));
+	assert_false(atomic_load(&trap.put_armed));
+
+	atomic_store(&trap.release, true);
+	pthread_join(vcpu_thread.thread, NULL);
+	pthread_join(z2.thread, NULL);
+	assert_int_equal(z2.result, 0);
+	assert_true(z2.put_armed_before_return);
+	ms_invalidate_range_end(vm, z2.start, z2.end);
+	pthread_join(z1.thread, NULL);
+	assert_int_equal(z1.result, 0);
+	if (!first_is_delete)
+		ms_invalidate_range_end(vm, z1.start, z1.end);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	assert_int_equal(atomic_load(&trap.got), atomic_load(&trap.put));
+	signal(SIGSEGV, SIG_DFL);
+	test_host_free(h, 2);
+}
+
+static void test_second_start_waits_for_invalidation_zap(void **state)
+{
+	second_start_waits(false);
+}
+
+static void test_second_start_waits_for_delete_zap(void **state)
+{
+	second_start_waits(true);
+}
+
+/* gpas at and past 2^52 never reach guest memory, even with an entry below. */
+static void test_gpa_beyond_width(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
+	char *h = test_host_alloc(1);
+	static const uint64_t far[] = { 1ull << 52, (1ull << 52) + GPA, (1ull << 63) + GPA,
+					UINT64_MAX - MS_PAGE_SIZE + 1 + (GPA & 0xfff),
+					UINT64_MAX };
+	struct ms_vcpu *vcpu;
+	uint64_t hva;
+	char buf[8] = "written";
+
+	memset(h, 0x5a, MS_PAGE_SIZE);
+	set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+	set_region(vm, 1, 0, MS_PAGE_SIZE, h);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA, buf, 1), 0);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, 0, buf, 1), 0);
+	for (size_t i = 0; i < sizeof(far) / sizeof(far[0]); i++) {
+		assert_int_equal(ms_vcpu_read(vcpu, 0, far[i], buf, 1), -EFAULT);
+		assert_int_equal(ms_vcpu_write(vcpu, 0, far[i], "x", 1), -EFAULT);
+		assert_int_equal(ms_gfn_to_hva(vcpu, 0, far[i] >> MS_PAGE_SHIFT, false, &hva),
+				 -EFAULT);
+	}
+	/* The last byte below 2^52 is inside the width but in no slot. */
+	assert_int_equal(ms_vcpu_read(vcpu, 0, (1ull << 52) - 1, buf, 1), -EFAULT);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, (1ull << 52) - 1, buf, 2), -EFAULT);
+	for (unsigned int i = 0; i < MS_PAGE_SIZE; i++)
+		assert_int_equal(h[i], 0x5a);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	test_host_free(h, 1);
+}
+
+/* A narrower configured width: slots and accesses past it are refused. */
+static void test_configured_width(void **state)
+{
+	struct ms_config cfg;
+	struct ms_vm *vm;
+	struct ms_vcpu *vcpu;
+	char *h = test_host_alloc(1);
+	struct ms_region r = test_region(0, 0, 1ull << 36, MS_PAGE_SIZE, h, 0);
+	char c;
+
+	assert_int_equal(ms_config_init(&cfg), 0);
+	assert_int_equal(cfg.guest_phys_bits, 52);
+	cfg.guest_phys_bits = 11;
+	assert_int_equal(ms_vm_create(&cfg, &vm), -EINVAL);
+	cfg.guest_phys_bits = 53;
+	assert_int_equal(ms_vm_create(&cfg, &vm), -EINVAL);
+	cfg.guest_phys_bits = 36;
+	assert_int_equal(ms_vm_create(&cfg, &vm), 0);
+	assert_int_equal(ms_set_memory_region(vm, &r), -EINVAL);
+	r.guest_phys_addr = (1ull << 36) - MS_PAGE_SIZE;
+	assert_int_equal(ms_set_memory_region(vm, &r), 0);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, r.guest_phys_addr, &c, 1), 0);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, r.guest_phys_addr + MS_PAGE_SIZE, &c, 1), -EFAULT);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, r.guest_phys_addr + (1ull << 36), &c, 1),
+			 -EFAULT);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	test_host_free(h, 1);
+}
+
+/* Past one index node's worth of slots, lookups at the top of the key space. */
+static void test_lookup_at_key_space_edges(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
+	char *h = test_host_alloc(64);
+	static const uint64_t gfns[] = { 1ull << 40, (1ull << 40) - 1, 1ull << 52,
+					 UINT64_MAX - 1, UINT64_MAX };
+	struct ms_vcpu *vcpu;
+	uint64_t hva;
+
+	for (unsigned int i = 0; i < 64; i++)
+		set_region(vm, i, GPA + i * 2 * MS_PAGE_SIZE, MS_PAGE_SIZE, h + i * MS_PAGE_SIZE);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	for (size_t i = 0; i < sizeof(gfns) / sizeof(gfns[0]); i++)
+		assert_int_equal(ms_gfn_to_hva(vcpu, 0, gfns[i], false, &hva), -EFAULT);
+	assert_int_equal(ms_gfn_to_hva(vcpu, 0, (GPA >> MS_PAGE_SHIFT) + 126, false, &hva), 0);
+	assert_int_equal(hva, (uintptr_t)h + 63 * MS_PAGE_SIZE);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	test_host_free(h, 64);
+}
+
+/* An end without its start changes no count and is reported, under every gate. */
+static void test_unmatched_end(void **state)
+{
+	static const enum ms_gate gates[] = { MS_GATE_COUNT, MS_GATE_RWSEM, MS_GATE_NONE };
+
+	for (size_t i = 0; i < sizeof(gates) / sizeof(gates[0]); i++) {
+		struct ms_vm *vm = vm_new(gates[i], NULL, NULL);
+		char *h = test_host_alloc(2);
+		uint64_t s = (uintptr_t)h;
+		struct ms_stats st;
+		char c;
+		struct ms_vcpu *vcpu;
+
+		set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+		ms_invalidate_range_end(vm, s, s + MS_PAGE_SIZE);
+		ms_invalidate_range_end(vm, s + MS_PAGE_SIZE, s + 2 * MS_PAGE_SIZE);
+		st = test_stats(vm);
+		assert_int_equal(st.unmatched_ends, 2);
+		assert_int_equal(st.mmu_invalidate_in_progress, 0);
+		assert_int_equal(st.mn_active_invalidate_count, 0);
+		assert_int_equal(st.invalidations_ended, 0);
+		/* Nothing hangs afterwards: an update and an access go through. */
+		set_region(vm, 1, 2 * GPA, MS_PAGE_SIZE, h + MS_PAGE_SIZE);
+		assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+		assert_int_equal(ms_vcpu_read(vcpu, 0, GPA, &c, 1), 0);
+		ms_vcpu_destroy(vcpu);
+		ms_vm_destroy(vm);
+		test_host_free(h, 2);
+	}
+}
+
+/* What would wait for the calling thread's own open invalidation fails instead. */
+static void test_own_invalidation_deadlock(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
+	char *h = test_host_alloc(4);
+	uint64_t s = (uintptr_t)h;
+	struct ms_region r = test_region(0, 1, 2 * GPA, MS_PAGE_SIZE, h + 3 * MS_PAGE_SIZE, 0);
+	struct ms_vcpu *vcpu;
+	char c;
+
+	set_region(vm, 0, GPA, 2 * MS_PAGE_SIZE, h);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	assert_int_equal(ms_invalidate_range_start(vm, s + 10, s + 20, true), 0);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA, &c, 1), -EDEADLK);
+	assert_int_equal(ms_vcpu_write(vcpu, 0, GPA + 5, "x", 1), -EDEADLK);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + MS_PAGE_SIZE, &c, 1), 0);
+	assert_int_equal(ms_set_memory_region(vm, &r), -EDEADLK);
+	assert_int_equal(test_stats(vm).memslot_updates, 1);
+	ms_invalidate_range_end(vm, s + 10, s + 20);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA, &c, 1), 0);
+	assert_int_equal(ms_set_memory_region(vm, &r), 0);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	test_host_free(h, 4);
+}
+
+struct nonblock_thread {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t start;
+	int result;
+	atomic_bool done;
+};
+
+static void *nonblock_main(void *arg)
+{
+	struct nonblock_thread *t = arg;
+
+	t->result = ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, false);
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
+static void *update_main(void *arg)
+{
+	struct zapper *z = arg;
+
+	z->result = ms_set_memory_region(z->vm, &z->delete);
+	atomic_store(&z->done, true);
+	return NULL;
+}
+
+/* MS_GATE_RWSEM: a non-blockable start behind a waiting update refuses. */
+static void test_rwsem_nonblockable_refuses(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_RWSEM, NULL, NULL);
+	char *h = test_host_alloc(4);
+	uint64_t s = (uintptr_t)h;
+	struct zapper u = { .vm = vm };
+	struct nonblock_thread t = { .vm = vm, .start = s + 3 * MS_PAGE_SIZE };
+	struct ms_stats before;
+
+	set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+	u.delete = test_region(0, 1, 2 * GPA, MS_PAGE_SIZE, h + 2 * MS_PAGE_SIZE, 0);
+	assert_int_equal(ms_invalidate_range_start(vm, s, s + MS_PAGE_SIZE, true), 0);
+	pthread_create(&u.thread, NULL, update_main, &u);
+	assert_true(test_wait_until(test_stats(vm).gate_waiters == 1));
+	before = test_stats(vm);
+	pthread_create(&t.thread, NULL, nonblock_main, &t);
+	assert_true(test_wait_until(atomic_load(&t.done)));
+	pthread_join(t.thread, NULL);
+	assert_int_equal(t.result, -EAGAIN);
+	assert_int_equal(test_stats(vm).mn_active_invalidate_count,
+			 before.mn_active_invalidate_count);
+	assert_int_equal(test_stats(vm).invalidations_refused, before.invalidations_refused + 1);
+	ms_invalidate_range_end(vm, s, s + MS_PAGE_SIZE);
+	pthread_join(u.thread, NULL);
+	assert_int_equal(u.result, 0);
+	ms_vm_destroy(vm);
+	test_host_free(h, 4);
+}
+
+static void *spin_reader_main(void *arg)
+{
+	struct access_thread *t = arg;
+	struct ms_vcpu *vcpu;
+	char c;
+
+	assert_int_equal(ms_vcpu_create(t->vm, &vcpu), 0);
+	while (!atomic_load(&t->done))
+		ms_vcpu_read(vcpu, 0, t->gpa, &c, 1);
+	ms_vcpu_destroy(vcpu);
+	return NULL;
+}
+
+/* The child of a fork() gets -ECHILD from every call instead of hanging. */
+static void test_fork_child_fails_cleanly(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
+	char *h = test_host_alloc(2);
+	struct access_thread reader = { .vm = vm, .gpa = GPA };
+	int status = -1;
+	pid_t pid;
+
+	set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+	pthread_create(&reader.thread, NULL, spin_reader_main, &reader);
+	assert_true(test_wait_until(test_stats(vm).entries_present == 1));
+	pid = fork();
+	if (pid == 0) {
+		struct ms_region r = test_region(0, 1, 2 * GPA, MS_PAGE_SIZE, h + MS_PAGE_SIZE, 0);
+		struct ms_vcpu *vcpu;
+		struct ms_vm *other;
+
+		alarm(20);
+		if (ms_set_memory_region(vm, &r) != -ECHILD ||
+		    ms_invalidate_range_start(vm, (uintptr_t)h, (uintptr_t)h + 1, true) != -ECHILD ||
+		    ms_vcpu_create(vm, &vcpu) != -ECHILD || ms_vm_create(NULL, &other) != -ECHILD)
+			_exit(1);
+		ms_vm_destroy(vm);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	for (int i = 0; i < 1000 && waitpid(pid, &status, WNOHANG) != pid; i++)
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	atomic_store(&reader.done, true);
+	pthread_join(reader.thread, NULL);
+	ms_vm_destroy(vm);
+	test_host_free(h, 2);
+}
+
+static void test_null_arguments(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
+	struct ms_vcpu *vcpu;
+	uint64_t hva;
+	char c;
+
+	assert_int_equal(ms_config_init(NULL), -EINVAL);
+	assert_int_equal(ms_vm_create(NULL, NULL), -EINVAL);
+	assert_int_equal(ms_set_memory_region(NULL, NULL), -EINVAL);
+	assert_int_equal(ms_set_memory_region(vm, NULL), -EINVAL);
+	assert_int_equal(ms_vcpu_create(NULL, &vcpu), -EINVAL);
+	assert_int_equal(ms_vcpu_create(vm, NULL), -EINVAL);
+	assert_int_equal(ms_gfn_to_hva(NULL, 0, 0, false, &hva), -EINVAL);
+	assert_int_equal(ms_vcpu_read(NULL, 0, 0, &c, 1), -EINVAL);
+	assert_int_equal(ms_vcpu_write(NULL, 0, 0, &c, 1), -EINVAL);
+	assert_int_equal(ms_invalidate_range_start(NULL, 0, 1, true), -EINVAL);
+	assert_int_equal(ms_vm_stats(NULL, NULL), -EINVAL);
+	ms_invalidate_range_end(NULL, 0, 1);
+	ms_change_pte(NULL, 0);
+	ms_vcpu_destroy(NULL);
+	ms_vm_destroy(NULL);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	assert_int_equal(ms_gfn_to_hva(vcpu, 0, 0, false, NULL), -EINVAL);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, 0, NULL, 1), -EINVAL);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unaligned_range_holds_fault),
+		cmocka_unit_test(test_second_start_waits_for_invalidation_zap),
+		cmocka_unit_test(test_second_start_waits_for_delete_zap),
+		cmocka_unit_test(test_gpa_beyond_width),
+		cmocka_unit_test(test_configured_width),
+		cmocka_unit_test(test_lookup_at_key_space_edges),
+		cmocka_unit_test(test_unmatched_end),
+		cmocka_unit_test(test_own_invalidation_deadlock),
+		cmocka_unit_test(test_rwsem_nonblockable_refuses),
+		cmocka_unit_test(test_fork_child_fails_cleanly),
+		cmocka_unit_test(test_null_arguments),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
