@@ -65,7 +65,7 @@ void ms_lockdep_release_at(struct ms_lockdep_map *map, struct ms_lockdep_site si
 void ms_lockdep_might_sleep_at(const char *what, struct ms_lockdep_site site);
 /*
  * Acquiring a lock of class inner while one of class outer is held is a bug
- * by rule (the seed's: invalidation callbacks must not take the slots lock).
+ * by rule (the upstream change's: invalidation callbacks must not take the slots lock).
  */
 void ms_lockdep_forbid_nesting(struct ms_lockdep_map *outer, struct ms_lockdep_map *inner,
 			       const char *rule);

@@ -1,5 +1,5 @@
 /*
- * GATE_COUNT, the seed's gate (src/gate_count.c): mn_active_invalidate_count
+ * GATE_COUNT, the upstream gate (src/gate_count.c): mn_active_invalidate_count
  * under mn_invalidate_lock; the updater is the single waiter and sleeps on a
  * futex word (wake_seq) until the count is zero, then publishes while still
  * holding mn_invalidate_lock.

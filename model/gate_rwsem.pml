@@ -1,5 +1,5 @@
 /*
- * GATE_RWSEM, the design the seed rejected (src/gate_rwsem.c over
+ * GATE_RWSEM, the design Linux commit 52ac8b358b0c replaced (src/gate_rwsem.c over
  * src/rwsem.c): mn_slots_rwsem held for read from start to end and for write
  * by the updater.  Writer-preferring: a reader waits while a writer holds it
  * or waits for it.  Each rwsem operation is one step under the rwsem's

@@ -70,7 +70,7 @@ byte mmu_invalidate_seq;
 bool spte;		/* the entry G -> frame of P is present */
 
 /* The host mm (the embedder). */
-byte hostmm_lock = FREE;	/* the seed's pseudo-lock, as a mutex */
+byte hostmm_lock = FREE;	/* the upstream commit's pseudo-lock, as a mutex */
 byte page_ver;		/* bumped by every change of P */
 
 /* Ghosts: for the assertions only, no process decides on them. */

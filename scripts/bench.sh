@@ -53,7 +53,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo
 	echo "## Updates under invalidation load"
 	echo
-	echo "The seed admits that invalidations can starve the update: under the count gate it waits"
+	echo "The upstream commit admits that invalidations can starve the update: under the count gate it waits"
 	echo "for a moment when no invalidation is open; the fair rwsem lets it in sooner (and"
 	echo "deadlocks instead); without a gate it never waits."
 	echo

@@ -15,7 +15,7 @@
  * Threads register on their first section and unregister when they exit,
  * so embedders never call liburcu.
  *
- * ThreadSanitizer does not see liburcu's ordering (NOTES.md): published
+ * ThreadSanitizer does not see liburcu's ordering (docs/design.md): published
  * pointers go through C11 release/acquire atomics, and in TSan builds each
  * read-side unlock releases a token that synchronize_rcu acquires, which is
  * what the grace period guarantees.  Sanitizer builds call liburcu's read

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The lock validator: each kind of report on a minimal scenario, each only
- * once, the read-lock rules (the seed's rwsem cycle is reported, the count
+ * once, the read-lock rules (the upstream commit's rwsem cycle is reported, the count
  * gate's recursive read is not), and the report text.  The graph is
  * process-wide, so every test makes its own classes: each map is initialised
  * at its own line, under a name no other test uses.
@@ -329,18 +329,18 @@ static void test_recursive_read_against_writer(void **state)
 }
 
 /*
- * The seed's scenario under MS_GATE_RWSEM, on one thread and with no hang:
+ * The upstream commit's scenario under MS_GATE_RWSEM, on one thread and with no hang:
  * the host mm's pseudo-lock is held around start (which takes the rwsem for
  * read) and around end (which releases it), and an update takes the rwsem to
  * write under slots_lock.
  */
-static void test_seed_rwsem_cycle(void **state)
+static void test_upstream_rwsem_cycle(void **state)
 {
 	struct ms_lockdep_map mm, sem, slots;
 
-	ms_lockdep_init_map(&mm, "seed_invalidate_range_start", MS_LOCK_PSEUDO);
-	ms_lockdep_init_map(&sem, "seed_mn_slots_rwsem", MS_LOCK_RWSEM);
-	ms_lockdep_init_map(&slots, "seed_slots_lock", MS_LOCK_MUTEX);
+	ms_lockdep_init_map(&mm, "mm_invalidate_range_start", MS_LOCK_PSEUDO);
+	ms_lockdep_init_map(&sem, "mm_mn_slots_rwsem", MS_LOCK_RWSEM);
+	ms_lockdep_init_map(&slots, "mm_slots_lock", MS_LOCK_MUTEX);
 	lock_pair(&slots, &sem);
 
 	ms_lock_acquire(&mm, X); /* invalidate_range_start */
@@ -353,19 +353,19 @@ static void test_seed_rwsem_cycle(void **state)
 
 	assert_int_equal(reported(MS_LOCKDEP_CIRCULAR), 1);
 	assert_int_equal(reported_all(), 1);
-	assert_captured("\n-> #1 (seed_mn_slots_rwsem){rwsem}:\n       -(EN)-> first recorded by ");
-	assert_captured("while holding seed_invalidate_range_start, taken at ");
-	assert_captured("acquired for read at test_seed_rwsem_cycle (");
-	assert_captured("\n-> #0 (seed_invalidate_range_start){pseudo}:\n       -(SN)-> now, by ");
-	assert_captured("  rlock(seed_mn_slots_rwsem);\n"
-			"                               lock(seed_invalidate_range_start);\n"
-			"                               rlock(seed_mn_slots_rwsem);\n"
-			"  lock(seed_invalidate_range_start);\n");
-	assert_captured(" rlock(seed_mn_slots_rwsem) is a non-recursive read");
+	assert_captured("\n-> #1 (mm_mn_slots_rwsem){rwsem}:\n       -(EN)-> first recorded by ");
+	assert_captured("while holding mm_invalidate_range_start, taken at ");
+	assert_captured("acquired for read at test_upstream_rwsem_cycle (");
+	assert_captured("\n-> #0 (mm_invalidate_range_start){pseudo}:\n       -(SN)-> now, by ");
+	assert_captured("  rlock(mm_mn_slots_rwsem);\n"
+			"                               lock(mm_invalidate_range_start);\n"
+			"                               rlock(mm_mn_slots_rwsem);\n"
+			"  lock(mm_invalidate_range_start);\n");
+	assert_captured(" rlock(mm_mn_slots_rwsem) is a non-recursive read");
 }
 
-/* The seed's fix: the count gate is a recursive read, so the same pattern is no cycle. */
-static void test_seed_count_gate(void **state)
+/* The upstream fix: the count gate is a recursive read, so the same pattern is no cycle. */
+static void test_upstream_count_gate(void **state)
 {
 	struct ms_lockdep_map mm, gate, slots, spin, callback;
 
@@ -745,8 +745,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recursive_read_mid_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recursive_read_against_writer, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_seed_rwsem_cycle, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_seed_count_gate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_rwsem_cycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_count_gate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_unlock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_non_owner_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphaned_hold, setup, teardown),

@@ -4,7 +4,7 @@
  * its competitor in the same run.  Scenarios: translate (lookups against the
  * peers' lookups), update (memslot updates against the kernel's KVM when
  * /dev/kvm opens), invalidate (start+end pairs per gate, elision on and off),
- * update-under-load (the seed's admitted unfairness), lockdep (validator off
+ * update-under-load (the upstream commit's admitted unfairness), lockdep (validator off
  * and on).  Prints figures, never judges time; targets are reported as met
  * or missed with the figure.
  */
@@ -646,7 +646,7 @@ static const struct chart {
 	{ "update-under-load",
 	  "set logscale x; set xlabel 'update latency (us)'; set ylabel 'fraction of updates'\n"
 	  "set title 'Update latency while invalidations run back to back'\n"
-	  "plot 'update-under-load.dat' index 0 u 2:3 w l t 'count (seed)', '' index 1 u 2:3 w l t"
+	  "plot 'update-under-load.dat' index 0 u 2:3 w l t 'count (upstream)', '' index 1 u 2:3 w l t"
 	  " 'rwsem', '' index 2 u 2:3 w l t 'none'\n" },
 };
 
