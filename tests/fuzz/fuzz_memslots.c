@@ -233,11 +233,32 @@ static void check_lookup(struct ms_vcpu *vcpu, unsigned int as, uint64_t gfn, bo
 			 (unsigned long long)want_hva);
 }
 
+/* All 64 bits: near 0, either side of 2^40 (the 52-bit width), the top, anywhere. */
+static uint64_t fuzz_gfn(unsigned int region, uint8_t g, struct input *in)
+{
+	uint64_t any = 0;
+
+	switch (region) {
+	case 4:
+		return KVM_REF_MAX_GFN - g;
+	case 5:
+		return KVM_REF_MAX_GFN + 1 + g;
+	case 6:
+		return UINT64_MAX - g;
+	case 7:
+		for (int i = 0; i < 8; i++)
+			any = any << 8 | byte(in);
+		return any;
+	default:
+		return g;
+	}
+}
+
 static void op_lookup(struct ms_vcpu *vcpu, struct input *in)
 {
 	uint8_t b = byte(in), g = byte(in);
 	unsigned int as = (b & 15) % (ref.address_spaces + 1);
-	uint64_t gfn = b & 0x40 ? KVM_REF_MAX_GFN - g : g;
+	uint64_t gfn = fuzz_gfn((b >> 4) & 7, g, in);
 
 	describe("lookup as %u gfn %#llx %s", as, (unsigned long long)gfn,
 		 b & 0x80 ? "write" : "read");
@@ -305,8 +326,11 @@ static void apply_write(unsigned int as, uint64_t gpa, const unsigned char *buf,
 static void op_access(struct ms_vcpu *vcpu, struct input *in, bool write)
 {
 	uint8_t b = byte(in), gpage = byte(in), off = byte(in), lenb = byte(in), seed = byte(in);
+	uint8_t high = byte(in);
 	unsigned int as = b % (ref.address_spaces + 1);
-	uint64_t gpa = (uint64_t)gpage * P + off * 16u;
+	/* A set top bit puts the gpa past the width, where it must alias nothing. */
+	uint64_t gpa = (uint64_t)gpage * P + off * 16u +
+		       (high & 0x80 ? 1ull << 52 | (uint64_t)(high & 0x7f) << 57 : 0);
 	size_t len = lenb % (MAX_ACCESS + 1);
 	unsigned char buf[MAX_ACCESS];
 	int got, want;

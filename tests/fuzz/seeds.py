@@ -36,17 +36,22 @@ def delete(id=0, as_=0, gpage=0):
     return put(id=id, as_=as_, npages=0, gpage=gpage)
 
 
-def lookup(gfn, as_=0, write=False, high=False):
-    return bytes([3, as_ | (0x80 if write else 0) | (0x40 if high else 0), gfn])
+def lookup(gfn, as_=0, write=False, high=False, region=0, any_gfn=0):
+    """region 0: gfn as given; 4 (high): just below 2^40, the top of the 52-bit
+    width; 5: from 2^40 up; 6: just below 2^64; 7: any_gfn, all 64 bits."""
+    region = 4 if high else region
+    tail = any_gfn.to_bytes(8, "big") if region == 7 else b""
+    return bytes([3, as_ | (0x80 if write else 0) | region << 4, gfn]) + tail
 
 
-def read(gpage, off=0, length=64, as_=0):
-    """off counts 16-byte steps into the page."""
-    return bytes([4, as_, gpage, off, length, 0])
+def read(gpage, off=0, length=64, as_=0, beyond=None):
+    """off counts 16-byte steps into the page; beyond k: the gpa plus
+    2^52 + k * 2^57, past the guest's physical width."""
+    return bytes([4, as_, gpage, off, length, 0, 0 if beyond is None else 0x80 | beyond])
 
 
-def write(gpage, off=0, length=64, as_=0, seed=1):
-    return bytes([5, as_, gpage, off, length, seed])
+def write(gpage, off=0, length=64, as_=0, seed=1, beyond=None):
+    return bytes([5, as_, gpage, off, length, seed, 0 if beyond is None else 0x80 | beyond])
 
 
 def sweep(first=0):
@@ -145,6 +150,13 @@ SEEDS = {
                                        for a in (0, 1) for i in range(6))
     + write(16, 0, 128) + write(37, 128, 128, as_=1) + sweep(14) + sweep(30)
     + b"".join(delete(id=i, as_=a) for a in (1, 0) for i in (5, 0, 3)) + sweep(14),
+    "gpa-past-the-width": config() + put(npages=2) + write(16) + read(16, beyond=0)
+    + write(16, beyond=0, seed=9) + read(17, beyond=127) + write(17, beyond=5) + read(16),
+    "top-gfns-with-many-slots": config() + b"".join(put(id=i, hpage=i, gpage=16 + 2 * i)
+                                                   for i in range(12))
+    + lookup(0, region=6) + lookup(1, region=6) + lookup(0, region=5) + lookup(255, high=True)
+    + lookup(0, region=7, any_gfn=2**64 - 1) + lookup(0, region=7, any_gfn=2**63)
+    + lookup(0, region=7, any_gfn=16 + 2 * 11) + sweep(14),
 }
 
 
