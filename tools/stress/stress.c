@@ -508,19 +508,28 @@ static bool role_active(enum role r)
 	return false;
 }
 
-/* Runs on the main thread until the run ends; _exit on a hang. */
+#define WATCH_TICK_S 0.02
+
+/*
+ * Runs on the main thread until the run ends; _exit on a hang.  Progress is
+ * timed on a clock of the time the process ran, not wall time: each tick
+ * adds what it measured but at most two ticks, so a SIGSTOP (or a loaded
+ * machine that leaves us off the CPU) counts as one tick and is no hang,
+ * while a real hang, whose ticks keep coming, still adds up to --watchdog.
+ * --duration stays wall time, what a caller's own timeout counts in.
+ */
 static void watch(bool timed)
 {
 	unsigned long last[ROLE_NR] = { 0 };
-	double since[ROLE_NR], next_line = 0;
+	double since[ROLE_NR] = { 0 }, ran = 0, prev = now_s(), next_line = 0;
 	bool tty = isatty(STDERR_FILENO) && !S.opt.json;
 
-	for (int r = 0; r < ROLE_NR; r++)
-		since[r] = now_s();
 	for (;;) {
-		double t = now_s();
+		double t = now_s(), step = t - prev;
 		bool any = false;
 
+		prev = t;
+		ran += step < 2 * WATCH_TICK_S ? step : 2 * WATCH_TICK_S;
 		if (timed && t - S.t0 >= S.opt.duration)
 			return;
 		for (int r = 0; r < ROLE_NR; r++) {
@@ -528,10 +537,10 @@ static void watch(bool timed)
 
 			if (!role_active(r) || ops != last[r]) {
 				last[r] = ops;
-				since[r] = t;
+				since[r] = ran;
 			}
 			any |= role_active(r);
-			if (t - since[r] > S.opt.watchdog)
+			if (ran - since[r] > S.opt.watchdog)
 				hang_exit();
 		}
 		if (!timed && !any)
@@ -542,7 +551,7 @@ static void watch(bool timed)
 				gate_name(S.opt.gate), t - S.t0, last[0], last[1], last[2]);
 			next_line = t + 0.5;
 		}
-		usleep(20000);
+		usleep(WATCH_TICK_S * 1e6);
 	}
 }
 
