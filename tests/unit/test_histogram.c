@@ -93,7 +93,8 @@ static void test_relative_error(void **state)
 	assert_int_equal(hist_max(&h), UINT64_MAX);
 	for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
 		/* Nearest rank, in parts per million as histogram.c computes it. */
-		uint64_t ppm = (uint64_t)(pcts[i] * 10000 + 0.5), rank = (n * ppm + 999999) / 1000000;
+		uint64_t ppm = (uint64_t)(pcts[i] * 10000 + 0.5),
+			 rank = (n * ppm + 999999) / 1000000;
 		uint64_t want = v[(rank ? rank : 1) - 1], got;
 
 		assert_true(hist_percentile(&h, pcts[i], &got));

@@ -138,8 +138,7 @@ static void record(const struct figure *f, double value)
 		printf(",\"slots\":%s,\"threads\":%s", f->slots < 0 ? "null" : num[0],
 		       f->threads < 0 ? "null" : num[1]);
 		json_field("gate", f->gate);
-		printf(",\"elision\":%s",
-		       f->elision == ELISION_NA ? "null" : elision[f->elision]);
+		printf(",\"elision\":%s", f->elision == ELISION_NA ? "null" : elision[f->elision]);
 		json_field("series", f->series);
 		json_field("stat", f->stat);
 		printf(",\"value\":%s", isnan(value) ? "null" : num[2]);
@@ -297,8 +296,14 @@ static void scenario_translate(void)
 		      lin, bs, lin / miss, bs / miss);
 		{
 			/* The peers' random lookups are misses of the last-used slot too. */
-			struct figure f = { "translate", "hit", "memslots", "mean", "ns",
-					    NULL, n, 1, ELISION_NA };
+			struct figure f = { .scenario = "translate",
+					    .kase = "hit",
+					    .series = "memslots",
+					    .stat = "mean",
+					    .unit = "ns",
+					    .slots = n,
+					    .threads = 1,
+					    .elision = ELISION_NA };
 
 			record(&f, hit);
 			f.kase = "miss";
@@ -495,10 +500,16 @@ static void scenario_update(void)
 			      p50[0][o], fig(b[1], sizeof(b[1]), "%.2f", p99[0][o]), p50[1][o],
 			      fig(b[2], sizeof(b[2]), "%.2f", p99[1][o]), kern, ratio);
 			for (int c = 0; c < (kvm_ok ? 3 : 2); c++) {
-				struct figure f = { "update", ops[o], series[c], "p50", "us",
-						    c < 2 ? "count" : NULL,
-						    c == 1 && n < 3 ? 3 : n, c == 1 ? 2 : 1,
-						    c < 2 ? ELISION_ON : ELISION_NA };
+				/* The kernel's VM has no gate or elision of ours. */
+				struct figure f = { .scenario = "update",
+						    .kase = ops[o],
+						    .series = series[c],
+						    .stat = "p50",
+						    .unit = "us",
+						    .gate = c < 2 ? "count" : NULL,
+						    .slots = c == 1 && n < 3 ? 3 : n,
+						    .threads = c == 1 ? 2 : 1,
+						    .elision = c < 2 ? ELISION_ON : ELISION_NA };
 
 				record(&f, p50[c][o]);
 				f.stat = "p99";
@@ -611,12 +622,17 @@ static void scenario_invalidate(void)
 				for (unsigned int n = 1; n <= nproc; n++) {
 					double ns = run_invalidations(g, off, related, n, secs);
 					/* Slots 1..8 exist: run_invalidations adds them. */
-					struct figure f = {
-						"invalidate", "pair",
-						related ? "range_in_slot" : "range_no_slot",
-						"mean", "ns", gate_name(g), 8, n,
-						off ? ELISION_OFF : ELISION_ON
-					};
+					struct figure f = { .scenario = "invalidate",
+							    .kase = "pair",
+							    .series = related ? "range_in_slot"
+									      : "range_no_slot",
+							    .stat = "mean",
+							    .unit = "ns",
+							    .gate = gate_name(g),
+							    .slots = 8,
+							    .threads = n,
+							    .elision =
+								off ? ELISION_OFF : ELISION_ON };
 
 					table(" %13.1f", ns);
 					record(&f, ns);
@@ -691,8 +707,8 @@ static void scenario_update_under_load(void)
 			if (!c)
 				continue;
 			seen += c;
-			fprintf(dat, "%s %.3f %.4f\n", gate_name(g), hist_bucket_high(&lat, i) / 1e3,
-				(double)seen / n);
+			fprintf(dat, "%s %.3f %.4f\n", gate_name(g),
+				hist_bucket_high(&lat, i) / 1e3, (double)seen / n);
 		}
 		if (dat)
 			fprintf(dat, "\n\n");
@@ -702,14 +718,28 @@ static void scenario_update_under_load(void)
 		      fig(b[2], sizeof(b[2]), "%.1f", pct_of(&lat, 100, 1e3)), starved, starved_ms);
 		for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
 			/* Slot 0 comes and goes beside slots 1..8; two threads invalidate. */
-			struct figure f = { "update-under-load", "update", "memslots", pct_keys[i],
-					    "us", gate_name(g), 9, 2, ELISION_ON };
+			struct figure f = { .scenario = "update-under-load",
+					    .kase = "update",
+					    .series = "memslots",
+					    .stat = pct_keys[i],
+					    .unit = "us",
+					    .gate = gate_name(g),
+					    .slots = 9,
+					    .threads = 2,
+					    .elision = ELISION_ON };
 
 			record(&f, pct_of(&lat, pcts[i], 1e3));
 		}
 		{
-			struct figure f = { "update-under-load", "update", "memslots", "count",
-					    "updates", gate_name(g), 9, 2, ELISION_ON };
+			struct figure f = { .scenario = "update-under-load",
+					    .kase = "update",
+					    .series = "memslots",
+					    .stat = "count",
+					    .unit = "updates",
+					    .gate = gate_name(g),
+					    .slots = 9,
+					    .threads = 2,
+					    .elision = ELISION_ON };
 
 			record(&f, n);
 			f.stat = "starved";
@@ -759,15 +789,24 @@ static void scenario_lockdep(void)
 	lockdep_pass("on", &lock_on, &inval_on);
 	table("  %-10s %21.1fx %25.1fx\n", "on / off", lock_on / lock_off, inval_on / inval_off);
 	{
-		struct figure f = { "lockdep", "spinlock_pair", "validator_off", "mean", "ns",
-				    NULL, -1, 1, ELISION_NA };
+		struct figure f = { .scenario = "lockdep",
+				    .kase = "spinlock_pair",
+				    .series = "validator_off",
+				    .stat = "mean",
+				    .unit = "ns",
+				    .slots = -1,
+				    .threads = 1,
+				    .elision = ELISION_NA };
 
 		record(&f, lock_off);
 		f.series = "validator_on";
 		record(&f, lock_on);
 		/* The pair's range is in no slot of a VM that has none: elided. */
-		f = (struct figure){ "lockdep", "invalidate_pair", "validator_off", "mean", "ns",
-				     "count", 0, 1, ELISION_ON };
+		f.kase = "invalidate_pair";
+		f.series = "validator_off";
+		f.gate = "count";
+		f.slots = 0;
+		f.elision = ELISION_ON;
 		record(&f, inval_off);
 		f.series = "validator_on";
 		record(&f, inval_on);
@@ -842,7 +881,8 @@ static bool plot(void)
 		unlink(png);
 		gp = popen("gnuplot", "w");
 		if (!gp) {
-			fprintf(stderr, "memslots-bench: cannot run gnuplot: %s\n", strerror(errno));
+			fprintf(stderr, "memslots-bench: cannot run gnuplot: %s\n",
+				strerror(errno));
 			return false;
 		}
 		fprintf(gp,
@@ -862,19 +902,20 @@ static bool plot(void)
 
 static _Noreturn void usage(int code)
 {
-	fprintf(code ? stderr : stdout,
-		"usage: memslots-bench [options]\n"
-		"  --scenario NAME     translate | update | invalidate | update-under-load |\n"
-		"                      lockdep (default: all)\n"
-		"  --quick             tiny counts: a smoke run of seconds\n"
-		"  --duration SECONDS  time per measurement of invalidate and update-under-load;\n"
-		"                      the other scenarios count iterations and refuse it\n"
-		"  --csv               every figure as one CSV row with its parameters, header first\n"
-		"  --json              one JSON document of every figure (docs/tools.md)\n"
-		"  --plot DIR          write PNG charts there with gnuplot (a writable directory)\n"
-		"  --version           print the version\n"
-		"  -h, --help          this text\n"
-		"exit: 0 done, 1 a figure or chart could not be produced, 2 bad usage\n");
+	fprintf(
+	    code ? stderr : stdout,
+	    "usage: memslots-bench [options]\n"
+	    "  --scenario NAME     translate | update | invalidate | update-under-load |\n"
+	    "                      lockdep (default: all)\n"
+	    "  --quick             tiny counts: a smoke run of seconds\n"
+	    "  --duration SECONDS  time per measurement of invalidate and update-under-load;\n"
+	    "                      the other scenarios count iterations and refuse it\n"
+	    "  --csv               every figure as a CSV row with its parameters, header first\n"
+	    "  --json              one JSON document of every figure (docs/tools.md)\n"
+	    "  --plot DIR          write PNG charts there with gnuplot (a writable directory)\n"
+	    "  --version           print the version\n"
+	    "  -h, --help          this text\n"
+	    "exit: 0 done, 1 a figure or chart could not be produced, 2 bad usage\n");
 	exit(code);
 }
 
@@ -965,9 +1006,10 @@ int main(int argc, char **argv)
 			continue;
 		found = true;
 		if (opt.duration && !scenarios[i].timed)
-			cli_refuse("--duration: scenario %s counts iterations and takes no duration "
-				   "(only invalidate and update-under-load do)",
-				   scenarios[i].name);
+			cli_refuse(
+			    "--duration: scenario %s counts iterations and takes no duration "
+			    "(only invalidate and update-under-load do)",
+			    scenarios[i].name);
 	}
 	if (!found)
 		cli_bad_value("scenario", opt.only,
@@ -982,7 +1024,8 @@ int main(int argc, char **argv)
 		printf("%s\n", csv_header);
 	if (opt.json) {
 		/* Options first, figures as they come, the outcome last. */
-		printf("{\"schema\":\"memslots-bench/1\",\"version\":\"%s\",\n \"options\":{\"quick\":%s",
+		printf("{\"schema\":\"memslots-bench/1\",\"version\":\"%s\",\n "
+		       "\"options\":{\"quick\":%s",
 		       MS_VERSION_STRING, opt.quick ? "true" : "false");
 		json_field("scenario", opt.only);
 		if (opt.duration)
@@ -1004,7 +1047,7 @@ int main(int argc, char **argv)
 		opt.failed = true;
 	code = opt.failed ? 1 : 0;
 	if (opt.json)
-		printf("\n ],\n \"result\":\"%s\",\"exit_code\":%d}\n", opt.failed ? "error" : "clean",
-		       code);
+		printf("\n ],\n \"result\":\"%s\",\"exit_code\":%d}\n",
+		       opt.failed ? "error" : "clean", code);
 	return code;
 }

@@ -53,12 +53,9 @@ static const char *const invariant_names[INV_NR] = {
  * added above without a key here still prints, under a key made from its name.
  */
 static const char *const invariant_keys[INV_NR] = {
-	[INV_STALE] = "no_stale_frame",
-	[INV_TORN] = "no_torn_frame",
-	[INV_NEGATIVE] = "count_never_negative",
-	[INV_GENERATION] = "one_generation",
-	[INV_FRAMES] = "frames_balanced",
-	[INV_END_STATE] = "end_state",
+	[INV_STALE] = "no_stale_frame",		 [INV_TORN] = "no_torn_frame",
+	[INV_NEGATIVE] = "count_never_negative", [INV_GENERATION] = "one_generation",
+	[INV_FRAMES] = "frames_balanced",	 [INV_END_STATE] = "end_state",
 };
 
 struct options {
@@ -663,7 +660,8 @@ static void print_json(const struct ms_stats *st, double elapsed, int code, bool
 		for (unsigned int i = 0; i < S.nworkers; i++)
 			threads += S.workers[i].role == (enum role)r;
 		printf("%s\"%s\":{\"threads\":%u,\"ops\":%lu,\"ops_per_s\":%.1f}", r ? "," : "",
-		       role_names[r], threads, role_ops(r), elapsed > 0 ? role_ops(r) / elapsed : 0);
+		       role_names[r], threads, role_ops(r),
+		       elapsed > 0 ? role_ops(r) / elapsed : 0);
 	}
 	printf("},\n \"invalidations\":{\"started\":%" PRIu64 ",\"elided\":%" PRIu64
 	       ",\"refused\":%" PRIu64 "},\n",
@@ -772,8 +770,8 @@ static _Noreturn void usage(int code)
 		"  --watchdog SECONDS        no progress for this long (time the process ran,\n"
 		"                            not stopped time) is a hang (default 5)\n"
 		"  --lockdep                 run the lock validator\n"
-		"  --json                    print the result as one JSON document (docs/tools.md),\n"
-		"                            also on a hang or a violated invariant\n"
+		"  --json                    one JSON document (docs/tools.md), also on a hang\n"
+		"                            or a violated invariant\n"
 		"  --version                 print the version\n"
 		"  -h, --help                this text\n"
 		"exit: 0 every invariant held, 1 an invariant violated, 2 bad usage, 3 hang\n");
