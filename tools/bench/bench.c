@@ -902,20 +902,19 @@ static bool plot(void)
 
 static _Noreturn void usage(int code)
 {
-	fprintf(
-	    code ? stderr : stdout,
-	    "usage: memslots-bench [options]\n"
-	    "  --scenario NAME     translate | update | invalidate | update-under-load |\n"
-	    "                      lockdep (default: all)\n"
-	    "  --quick             tiny counts: a smoke run of seconds\n"
-	    "  --duration SECONDS  time per measurement of invalidate and update-under-load;\n"
-	    "                      the other scenarios count iterations and refuse it\n"
-	    "  --csv               every figure as a CSV row with its parameters, header first\n"
-	    "  --json              one JSON document of every figure (docs/tools.md)\n"
-	    "  --plot DIR          write PNG charts there with gnuplot (a writable directory)\n"
-	    "  --version           print the version\n"
-	    "  -h, --help          this text\n"
-	    "exit: 0 done, 1 a figure or chart could not be produced, 2 bad usage\n");
+	fprintf(code ? stderr : stdout,
+		"usage: memslots-bench [options]\n"
+		"  --scenario NAME     translate | update | invalidate | update-under-load |\n"
+		"                      lockdep (default: all)\n"
+		"  --quick             tiny counts: a smoke run of seconds\n"
+		"  --duration SECONDS  per measurement of invalidate and update-under-load;\n"
+		"                      the other scenarios count iterations and refuse it\n"
+		"  --csv               each figure a CSV row with its parameters, header first\n"
+		"  --json              one JSON document of every figure (docs/tools.md)\n"
+		"  --plot DIR          draw PNG charts there with gnuplot (DIR must exist)\n"
+		"  --version           print the version\n"
+		"  -h, --help          this text\n"
+		"exit: 0 done, 1 a figure or chart could not be produced, 2 bad usage\n");
 	exit(code);
 }
 
