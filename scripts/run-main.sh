@@ -33,8 +33,16 @@ for gate in count rwsem none; do
 	   fi ;;
 	*) what="exit $rc" ;;
 	esac
-	rate=$(field "$gate" "^  invalidator " '{print $3}')
-	elided=$(field "$gate" "^  invalidations " '{print $4}' | tr -d ',')
-	lat=$(field "$gate" "update latency" '{print $4 " / " $7}')
+	# A hung run reports its figures up to the hang; they say nothing here.
+	rate= elided= lat=
+	if [ "$rc" -ne 3 ]; then
+		rate=$(field "$gate" "^  invalidator " '{print $3}')
+		elided=$(field "$gate" "^  invalidations " '{print $4}' | tr -d ',')
+		# "p50 X us, p99 Y us, ..." where a figure may be "n/a,".
+		lat=$(field "$gate" "update latency" \
+			'{for (i = 1; i < NF; i++) { v = $(i + 1); sub(/,$/, "", v);
+			  if ($i == "p50") p50 = v; if ($i == "p99") p99 = v }
+			  print p50 " / " p99}')
+	fi
 	printf '%-6s %-48s %5s %15s %8s %22s\n' "$gate" "$what" "$rc" "${rate:--}" "${elided:--}" "${lat:--}"
 done

@@ -44,7 +44,43 @@ check "rwsem gate --lockdep: the seed's circular dependency" 3 \
 	--gate rwsem --scenario seed-deadlock --lockdep --watchdog 1
 check "count gate --lockdep, default workload: no report" 0 "lock validator: 0 report(s)" \
 	"WARNING" -- --gate count --lockdep --duration 3 --seed 3
-check "bad option: one line, exit 2" 2 "bad gate" "" -- --gate rcu
+check "bad option: one line, exit 2" 2 \
+	"memslots-stress: bad value for --gate: 'rcu' (expected count, rwsem or none)" "" -- \
+	--gate rcu
+check "unknown option: one line, exit 2" 2 "memslots-stress: unknown option '--foo' (see --help)" \
+	"" -- --foo
+check "forced scenario refuses --duration, exit 2" 2 "takes no duration" "" -- \
+	--scenario imbalance --duration 3
+check "--version: the project's version, exit 0" 0 "^memslots-stress [0-9][0-9.]*$" "" -- --version
+
+# check_json NAME EXPECTED_EXIT EXPECTED_RESULT -- ARGS...: stdout alone must be
+# one JSON document of schema memslots-stress/1 with that result and exit code.
+check_json() {
+	name=$1 want=$2 result=$3
+	shift 4
+	timeout 120 "$stress" "$@" >"$out" 2>/dev/null
+	rc=$?
+	if [ "$rc" -eq "$want" ] && python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["schema"] == "memslots-stress/1", d["schema"]
+assert d["result"] == sys.argv[2], d["result"]
+assert d["exit_code"] == int(sys.argv[3]), d["exit_code"]
+' "$out" "$result" "$want"; then
+		echo "stress: $name: ok"
+		passed=$((passed + 1))
+	else
+		echo "stress: $name: FAILED (exit $rc, wanted $want)"
+		sed 's/^/    /' "$out" | tail -n 30
+		failed=$((failed + 1))
+	fi
+}
+
+check_json "--json, clean run: result clean" 0 clean -- --gate count --duration 2 --json
+check_json "--json on the forced hang: result hang" 3 hang -- \
+	--gate rwsem --scenario seed-deadlock --watchdog 1 --json
+check_json "--json on the violation: result violated" 1 violated -- \
+	--gate none --scenario imbalance --watchdog 2 --json
 
 echo "stress: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -6,14 +6,18 @@
  * /dev/kvm opens), invalidate (start+end pairs per gate, elision on and off),
  * update-under-load (the upstream commit's admitted unfairness), lockdep (validator off
  * and on).  Prints figures, never judges time; targets are reported as met
- * or missed with the figure.
+ * or missed with the figure.  --csv and --json print every figure with all
+ * its parameters (docs/tools.md).  Exit: 0 done, 1 a figure or chart could
+ * not be produced, 2 bad usage.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/kvm.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,9 +25,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "histogram.h"
 #include "locks.h"
 #include "memslots.h"
 #include "memslots_lockdep.h"
@@ -31,7 +39,11 @@
 static struct {
 	bool quick, csv, json;
 	const char *only, *plot_dir;
+	/* --duration, seconds; 0: the scenario's own default. */
+	double duration;
 	int rows;
+	/* A figure or chart that could not be produced: exit 1, result "error". */
+	bool failed;
 } opt;
 
 static char *arena; /* one host page all slots may share */
@@ -52,27 +64,87 @@ static uint64_t rnd(uint64_t *x)
 	return *x;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* A percentile of h in ns, divided by scale; NAN when h has too few samples for it. */
+static double pct_of(const struct hist *h, double pct, double scale)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	uint64_t v;
 
-	return x < y ? -1 : x > y;
+	return hist_percentile(h, pct, &v) ? v / scale : NAN;
 }
 
-static double percentile(double *v, int n, int pct)
+/* A figure for the tables: "n/a" for NAN (a percentile the samples do not support). */
+static const char *fig(char *buf, size_t size, const char *fmt, double v)
 {
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[(n - 1) * pct / 100];
+	if (isnan(v))
+		return "n/a";
+	snprintf(buf, size, fmt, v);
+	return buf;
 }
 
-/* One figure: printed in the table, and kept for --csv / --json. */
-static void record(const char *scenario, const char *what, double value, const char *unit)
+/*
+ * One figure's parameters, each a column of --csv and a key of --json.
+ * NULL, -1 (numbers) or ELISION_NA where a parameter does not apply.
+ */
+enum { ELISION_NA = -1, ELISION_OFF, ELISION_ON };
+struct figure {
+	const char *scenario, *kase, *series, *stat, *unit, *gate;
+	long slots, threads;
+	int elision;
+};
+
+static const char *const csv_header =
+    "scenario,case,slots,threads,gate,elision,series,stat,value,unit";
+
+static void csv_field(const char *s, bool last)
 {
-	if (opt.csv)
-		printf("%s,%s,%.2f,%s\n", scenario, what, value, unit);
-	else if (opt.json)
-		printf("%s{\"scenario\":\"%s\",\"case\":\"%s\",\"value\":%.2f,\"unit\":\"%s\"}",
-		       opt.rows ? ",\n" : "[", scenario, what, value, unit);
+	printf("%s%s", s ? s : "", last ? "\n" : ",");
+}
+
+static void json_field(const char *key, const char *s)
+{
+	printf(",\"%s\":", key);
+	if (s)
+		cli_json_string(stdout, s);
+	else
+		printf("null");
+}
+
+/* One figure (NAN: not supported by the samples): kept for --csv / --json. */
+static void record(const struct figure *f, double value)
+{
+	static const char *const elision[] = { "false", "true" };
+	char num[3][32];
+
+	if (!opt.csv && !opt.json)
+		return;
+	snprintf(num[0], sizeof(num[0]), "%ld", f->slots);
+	snprintf(num[1], sizeof(num[1]), "%ld", f->threads);
+	snprintf(num[2], sizeof(num[2]), "%.3f", value);
+	if (opt.csv) {
+		csv_field(f->scenario, false);
+		csv_field(f->kase, false);
+		csv_field(f->slots < 0 ? NULL : num[0], false);
+		csv_field(f->threads < 0 ? NULL : num[1], false);
+		csv_field(f->gate, false);
+		csv_field(f->elision == ELISION_NA ? NULL : elision[f->elision], false);
+		csv_field(f->series, false);
+		csv_field(f->stat, false);
+		csv_field(isnan(value) ? NULL : num[2], false);
+		csv_field(f->unit, true);
+	} else {
+		printf("%s{\"scenario\":", opt.rows ? ",\n  " : "\n  ");
+		cli_json_string(stdout, f->scenario);
+		json_field("case", f->kase);
+		printf(",\"slots\":%s,\"threads\":%s", f->slots < 0 ? "null" : num[0],
+		       f->threads < 0 ? "null" : num[1]);
+		json_field("gate", f->gate);
+		printf(",\"elision\":%s", f->elision == ELISION_NA ? "null" : elision[f->elision]);
+		json_field("series", f->series);
+		json_field("stat", f->stat);
+		printf(",\"value\":%s", isnan(value) ? "null" : num[2]);
+		json_field("unit", f->unit);
+		printf("}");
+	}
 	opt.rows++;
 }
 
@@ -97,11 +169,17 @@ static void target(const char *what, double value, const char *unit, bool met)
 static FILE *plot_data(const char *name)
 {
 	char path[512];
+	FILE *f;
 
 	if (!opt.plot_dir)
 		return NULL;
 	snprintf(path, sizeof(path), "%s/%s.dat", opt.plot_dir, name);
-	return fopen(path, "w");
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "memslots-bench: cannot write %s: %s\n", path, strerror(errno));
+		opt.failed = true;
+	}
+	return f;
 }
 
 static struct ms_vm *vm_with(enum ms_gate gate, bool no_elision)
@@ -216,8 +294,28 @@ static void scenario_translate(void)
 		bs = (now_ns() - t) / reps / queries;
 		table("  %6u %8.1f %8.1f %8.1f %10.1f %10.1f %8.2fx %8.2fx\n", n, hit, miss, read8,
 		      lin, bs, lin / miss, bs / miss);
-		record("translate", "hit", hit, "ns");
-		record("translate", "miss", miss, "ns");
+		{
+			/* The peers' random lookups are misses of the last-used slot too. */
+			struct figure f = { .scenario = "translate",
+					    .kase = "hit",
+					    .series = "memslots",
+					    .stat = "mean",
+					    .unit = "ns",
+					    .slots = n,
+					    .threads = 1,
+					    .elision = ELISION_NA };
+
+			record(&f, hit);
+			f.kase = "miss";
+			record(&f, miss);
+			f.kase = "read8";
+			record(&f, read8);
+			f.kase = "miss";
+			f.series = "linear_scan";
+			record(&f, lin);
+			f.series = "binary_search";
+			record(&f, bs);
+		}
 		if (dat)
 			fprintf(dat, "%u %.2f %.2f %.2f %.2f %.2f\n", n, hit, miss, read8, lin, bs);
 		hit_worst = hit > hit_worst ? hit : hit_worst;
@@ -281,15 +379,18 @@ static void kvm_close(struct kvm_vm *k)
 	close(k->kvm);
 }
 
-/* p50 of create, move, flags, delete of slot 0 beside n-1 others; p99 in p99[]. */
+/*
+ * p50 of create, move, flags, delete of slot 0 beside n-1 others, in us;
+ * p99 in p99[] (NAN where the iterations are too few for it).
+ */
 static bool measure_updates(set_fn set, void *ctx, unsigned int n, double p50[4], double p99[4])
 {
 	const int iters = opt.quick ? 20 : 300;
-	double *lat[4];
+	static struct hist lat[4];
 	bool ok = true;
 
 	for (int k = 0; k < 4; k++)
-		lat[k] = malloc(iters * sizeof(double));
+		hist_init(&lat[k]);
 	for (unsigned int i = 1; i < n && ok; i++) {
 		struct ms_region r = { i, 0, (uint64_t)i * 2 * MS_PAGE_SIZE, MS_PAGE_SIZE,
 				       (uintptr_t)arena };
@@ -301,24 +402,23 @@ static bool measure_updates(set_fn set, void *ctx, unsigned int n, double p50[4]
 		double t = now_ns();
 
 		ok &= !set(ctx, &r); /* create */
-		lat[0][it] = now_ns() - t;
+		hist_record(&lat[0], now_ns() - t);
 		r.guest_phys_addr += MS_PAGE_SIZE;
 		t = now_ns();
 		ok &= !set(ctx, &r); /* move */
-		lat[1][it] = now_ns() - t;
+		hist_record(&lat[1], now_ns() - t);
 		r.flags = MS_MEM_LOG_DIRTY_PAGES;
 		t = now_ns();
 		ok &= !set(ctx, &r); /* flags */
-		lat[2][it] = now_ns() - t;
+		hist_record(&lat[2], now_ns() - t);
 		r.memory_size = 0;
 		t = now_ns();
 		ok &= !set(ctx, &r); /* delete */
-		lat[3][it] = now_ns() - t;
+		hist_record(&lat[3], now_ns() - t);
 	}
 	for (int k = 0; k < 4; k++) {
-		p99[k] = ok ? percentile(lat[k], iters, 99) / 1e3 : 0;
-		p50[k] = ok ? percentile(lat[k], iters, 50) / 1e3 : 0;
-		free(lat[k]);
+		p99[k] = ok ? pct_of(&lat[k], 99, 1e3) : 0;
+		p50[k] = ok ? pct_of(&lat[k], 50, 1e3) : 0;
 	}
 	return ok;
 }
@@ -383,20 +483,38 @@ static void scenario_update(void)
 		}
 		have_kvm &= kvm_ok || n > 4096;
 		for (int o = 0; o < 4; o++) {
-			char kern[32] = "n/a", ratio[16] = "n/a";
+			static const char *const series[3] = { "memslots", "memslots_with_reader",
+							       "kernel_kvm" };
+			char kern[32] = "n/a", ratio[16] = "n/a", b[4][16];
 
 			if (kvm_ok) {
-				snprintf(kern, sizeof(kern), "%.2f (%.2f)", p50[2][o], p99[2][o]);
+				snprintf(kern, sizeof(kern), "%.2f (%s)", p50[2][o],
+					 fig(b[0], sizeof(b[0]), "%.2f", p99[2][o]));
 				/* Like for like: the kernel VM runs no vCPU either. */
 				snprintf(ratio, sizeof(ratio), "%.1fx", p50[2][o] / p50[0][o]);
 				worst_ratio = p50[2][o] / p50[0][o] < worst_ratio
 						  ? p50[2][o] / p50[0][o]
 						  : worst_ratio;
-				record("update", ops[o], p50[2][o], "us kernel");
 			}
-			table("  %6u %-7s %9.2f (%6.2f) %9.2f (%6.2f) %18s %10s\n", n, ops[o],
-			      p50[0][o], p99[0][o], p50[1][o], p99[1][o], kern, ratio);
-			record("update", ops[o], p50[1][o], "us");
+			table("  %6u %-7s %9.2f (%6s) %9.2f (%6s) %18s %10s\n", n, ops[o],
+			      p50[0][o], fig(b[1], sizeof(b[1]), "%.2f", p99[0][o]), p50[1][o],
+			      fig(b[2], sizeof(b[2]), "%.2f", p99[1][o]), kern, ratio);
+			for (int c = 0; c < (kvm_ok ? 3 : 2); c++) {
+				/* The kernel's VM has no gate or elision of ours. */
+				struct figure f = { .scenario = "update",
+						    .kase = ops[o],
+						    .series = series[c],
+						    .stat = "p50",
+						    .unit = "us",
+						    .gate = c < 2 ? "count" : NULL,
+						    .slots = c == 1 && n < 3 ? 3 : n,
+						    .threads = c == 1 ? 2 : 1,
+						    .elision = c < 2 ? ELISION_ON : ELISION_NA };
+
+				record(&f, p50[c][o]);
+				f.stat = "p99";
+				record(&f, p99[c][o]);
+			}
 			for (int c = 0; c < 2; c++) {
 				if (s == 0)
 					first[c][o] = p50[c][o];
@@ -486,7 +604,7 @@ static const char *gate_name(enum ms_gate g)
 
 static void scenario_invalidate(void)
 {
-	const double secs = opt.quick ? 0.05 : 0.5;
+	const double secs = opt.duration ? opt.duration : opt.quick ? 0.05 : 0.5;
 	unsigned int nproc = sysconf(_SC_NPROCESSORS_ONLN) > 4 ? 4 : sysconf(_SC_NPROCESSORS_ONLN);
 	double pairs_per_us[3][2][2][4] = { { { { 0 } } } };
 	FILE *dat = plot_data("invalidate");
@@ -503,9 +621,21 @@ static void scenario_invalidate(void)
 				      related ? "in a slot" : "no slot");
 				for (unsigned int n = 1; n <= nproc; n++) {
 					double ns = run_invalidations(g, off, related, n, secs);
+					/* Slots 1..8 exist: run_invalidations adds them. */
+					struct figure f = { .scenario = "invalidate",
+							    .kase = "pair",
+							    .series = related ? "range_in_slot"
+									      : "range_no_slot",
+							    .stat = "mean",
+							    .unit = "ns",
+							    .gate = gate_name(g),
+							    .slots = 8,
+							    .threads = n,
+							    .elision =
+								off ? ELISION_OFF : ELISION_ON };
 
 					table(" %13.1f", ns);
-					record("invalidate", "pair", ns, "ns");
+					record(&f, ns);
 					pairs_per_us[g][off][related][n - 1] = 1e3 / ns * n;
 				}
 				table("\n");
@@ -523,8 +653,12 @@ static void scenario_invalidate(void)
 
 static void scenario_update_under_load(void)
 {
-	const double run_s = opt.quick ? 0.2 : 2, starved_ms = opt.quick ? 50 : 200;
+	const double run_s = opt.duration ? opt.duration : opt.quick ? 0.2 : 2;
+	const double starved_ms = opt.quick ? 50 : 200;
+	static const double pcts[] = { 50, 99, 99.9, 100 };
+	static const char *const pct_keys[] = { "p50", "p99", "p99_9", "max" };
 	FILE *dat = plot_data("update-under-load");
+	static struct hist lat;
 
 	table("\n== update-under-load: update latency while 2 threads invalidate unrelated ranges "
 	      "back to back\n");
@@ -534,9 +668,12 @@ static void scenario_update_under_load(void)
 		struct ms_vm *vm = vm_with(g, false);
 		struct inval_thread t[2];
 		atomic_bool stop = false;
-		double *lat = malloc(100000 * sizeof(double)), t0 = now_ns();
+		double t0 = now_ns();
+		uint64_t seen = 0;
 		int n = 0, starved = 0;
+		char b[3][16];
 
+		hist_init(&lat);
 		add_slots(vm, 1, 9);
 		for (int i = 0; i < 2; i++) {
 			t[i] = (struct inval_thread){ .vm = vm,
@@ -547,32 +684,67 @@ static void scenario_update_under_load(void)
 		}
 		/* Updates for 80% of the run; the invalidators stop at its end, so a
 		 * starved update still finishes and is counted as such. */
-		while (n < 100000 && now_ns() - t0 < run_s * 0.8e9) {
+		while (now_ns() - t0 < run_s * 0.8e9) {
 			struct ms_region r = { 0, 0, 1ull << 36, n & 1 ? 0 : MS_PAGE_SIZE,
 					       (uintptr_t)arena };
-			double t1 = now_ns();
+			double t1 = now_ns(), ns;
 
 			if (now_ns() - t0 > run_s * 1e9)
 				atomic_store(&stop, true);
 			ms_set_memory_region(vm, &r);
-			lat[n] = (now_ns() - t1) / 1e3;
-			starved += lat[n] > starved_ms * 1e3;
+			ns = now_ns() - t1;
+			hist_record(&lat, ns);
+			starved += ns > starved_ms * 1e6;
 			n++;
 		}
 		atomic_store(&stop, true);
 		for (int i = 0; i < 2; i++)
 			pthread_join(t[i].thread, NULL);
-		if (dat) {
-			qsort(lat, n, sizeof(*lat), cmp_double);
-			for (int i = 0; i < n; i += n / 200 + 1)
-				fprintf(dat, "%s %.3f %.4f\n", gate_name(g), lat[i], (double)i / n);
-			fprintf(dat, "\n\n");
+		/* The CDF, one point per bucket the updates fell in. */
+		for (size_t i = 0; dat && i < HIST_BUCKETS; i++) {
+			uint64_t c = hist_bucket_count(&lat, i);
+
+			if (!c)
+				continue;
+			seen += c;
+			fprintf(dat, "%s %.3f %.4f\n", gate_name(g),
+				hist_bucket_high(&lat, i) / 1e3, (double)seen / n);
 		}
-		table("  %-6s %8d %12.1f %12.1f %12.1f %d over %.0f ms\n", gate_name(g), n,
-		      percentile(lat, n, 50), percentile(lat, n, 99), percentile(lat, n, 100),
-		      starved, starved_ms);
-		record("update-under-load", gate_name(g), percentile(lat, n, 99), "us p99");
-		free(lat);
+		if (dat)
+			fprintf(dat, "\n\n");
+		table("  %-6s %8d %12s %12s %12s %d over %.0f ms\n", gate_name(g), n,
+		      fig(b[0], sizeof(b[0]), "%.1f", pct_of(&lat, 50, 1e3)),
+		      fig(b[1], sizeof(b[1]), "%.1f", pct_of(&lat, 99, 1e3)),
+		      fig(b[2], sizeof(b[2]), "%.1f", pct_of(&lat, 100, 1e3)), starved, starved_ms);
+		for (size_t i = 0; i < sizeof(pcts) / sizeof(pcts[0]); i++) {
+			/* Slot 0 comes and goes beside slots 1..8; two threads invalidate. */
+			struct figure f = { .scenario = "update-under-load",
+					    .kase = "update",
+					    .series = "memslots",
+					    .stat = pct_keys[i],
+					    .unit = "us",
+					    .gate = gate_name(g),
+					    .slots = 9,
+					    .threads = 2,
+					    .elision = ELISION_ON };
+
+			record(&f, pct_of(&lat, pcts[i], 1e3));
+		}
+		{
+			struct figure f = { .scenario = "update-under-load",
+					    .kase = "update",
+					    .series = "memslots",
+					    .stat = "count",
+					    .unit = "updates",
+					    .gate = gate_name(g),
+					    .slots = 9,
+					    .threads = 2,
+					    .elision = ELISION_ON };
+
+			record(&f, n);
+			f.stat = "starved";
+			record(&f, starved);
+		}
 		ms_vm_destroy(vm);
 	}
 	if (dat)
@@ -616,8 +788,29 @@ static void scenario_lockdep(void)
 	ms_lockdep_enable();
 	lockdep_pass("on", &lock_on, &inval_on);
 	table("  %-10s %21.1fx %25.1fx\n", "on / off", lock_on / lock_off, inval_on / inval_off);
-	record("lockdep", "lock off", lock_off, "ns");
-	record("lockdep", "lock on", lock_on, "ns");
+	{
+		struct figure f = { .scenario = "lockdep",
+				    .kase = "spinlock_pair",
+				    .series = "validator_off",
+				    .stat = "mean",
+				    .unit = "ns",
+				    .slots = -1,
+				    .threads = 1,
+				    .elision = ELISION_NA };
+
+		record(&f, lock_off);
+		f.series = "validator_on";
+		record(&f, lock_on);
+		/* The pair's range is in no slot of a VM that has none: elided. */
+		f.kase = "invalidate_pair";
+		f.series = "validator_off";
+		f.gate = "count";
+		f.slots = 0;
+		f.elision = ELISION_ON;
+		record(&f, inval_off);
+		f.series = "validator_on";
+		record(&f, inval_on);
+	}
 }
 
 /* --- main ----------------------------------------------------------------- */
@@ -650,38 +843,101 @@ static const struct chart {
 	  " 'rwsem', '' index 2 u 2:3 w l t 'none'\n" },
 };
 
-/* One PNG per data file this run wrote. */
-static void plot(void)
+/* A program of that name on $PATH: popen would only say so by a SIGPIPE. */
+static bool on_path(const char *prog)
 {
+	const char *path = getenv("PATH");
+	char buf[4096];
+
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		size_t len = strcspn(p, ":");
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, len ? p : ".", prog);
+		if (!access(buf, X_OK))
+			return true;
+		p += len + (p[len] == ':');
+	}
+	return false;
+}
+
+/* One PNG per data file this run wrote; false when gnuplot failed. */
+static bool plot(void)
+{
+	bool ok = true;
+
+	/* A gnuplot that dies early must fail its chart, not kill us by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < sizeof(charts) / sizeof(charts[0]); i++) {
-		char path[512];
+		char path[512], png[512];
+		bool werr;
 		FILE *gp;
+		int st;
 
 		snprintf(path, sizeof(path), "%s/%s.dat", opt.plot_dir, charts[i].name);
 		if (access(path, R_OK))
 			continue;
+		/* Gone unless gnuplot draws it again: an old chart is no success. */
+		snprintf(png, sizeof(png), "%s/%s.png", opt.plot_dir, charts[i].name);
+		unlink(png);
 		gp = popen("gnuplot", "w");
 		if (!gp) {
-			fprintf(stderr, "memslots-bench: gnuplot not found\n");
-			return;
+			fprintf(stderr, "memslots-bench: cannot run gnuplot: %s\n",
+				strerror(errno));
+			return false;
 		}
 		fprintf(gp,
 			"set terminal pngcairo size 900,540 noenhanced\ncd '%s'\n"
 			"set key left top; set grid\nset output '%s.png'\n%s",
 			opt.plot_dir, charts[i].name, charts[i].gnuplot);
-		pclose(gp);
+		werr = fflush(gp) || ferror(gp);
+		st = pclose(gp);
+		if (werr || st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) || access(png, R_OK)) {
+			fprintf(stderr, "memslots-bench: gnuplot failed to draw %s/%s.png\n",
+				opt.plot_dir, charts[i].name);
+			ok = false;
+		}
 	}
+	return ok;
 }
 
 static _Noreturn void usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-		"usage: memslots-bench [--quick] [--scenario NAME] [--csv|--json] [--plot DIR]\n"
-		"  --scenario NAME  translate | update | invalidate | update-under-load | lockdep\n"
-		"  --quick          tiny counts: a smoke run of seconds\n"
-		"  --csv, --json    figures as CSV rows or one JSON array instead of tables\n"
-		"  --plot DIR       write PNG charts there with gnuplot\n");
+		"usage: memslots-bench [options]\n"
+		"  --scenario NAME     translate | update | invalidate | update-under-load |\n"
+		"                      lockdep (default: all)\n"
+		"  --quick             tiny counts: a smoke run of seconds\n"
+		"  --duration SECONDS  per measurement of invalidate and update-under-load;\n"
+		"                      the other scenarios count iterations and refuse it\n"
+		"  --csv               each figure a CSV row with its parameters, header first\n"
+		"  --json              one JSON document of every figure (docs/tools.md)\n"
+		"  --plot DIR          draw PNG charts there with gnuplot (DIR must exist)\n"
+		"  --version           print the version\n"
+		"  -h, --help          this text\n"
+		"exit: 0 done, 1 a figure or chart could not be produced, 2 bad usage\n");
 	exit(code);
+}
+
+/* Checked before minutes of measuring, not after. */
+static void check_plot_dir(void)
+{
+	char probe[512];
+	struct stat st;
+	int fd = -1;
+
+	/* By creating a file: access() says yes to root on a read-only mount. */
+	snprintf(probe, sizeof(probe), "%s/.memslots-bench-XXXXXX", opt.plot_dir);
+	if (!stat(opt.plot_dir, &st) && S_ISDIR(st.st_mode))
+		fd = mkstemp(probe);
+	if (fd < 0)
+		cli_bad_value("plot", opt.plot_dir, "a writable directory");
+	close(fd);
+	unlink(probe);
+	if (!on_path("gnuplot")) {
+		fprintf(stderr, "memslots-bench: --plot needs gnuplot, which is not on PATH "
+				"(scripts/install-deps.sh bench installs it)\n");
+		exit(1);
+	}
 }
 
 int main(int argc, char **argv)
@@ -691,25 +947,30 @@ int main(int argc, char **argv)
 		{ "csv", no_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "scenario", required_argument, NULL, 's' },
+		{ "duration", required_argument, NULL, 'd' },
 		{ "plot", required_argument, NULL, 'p' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	static const struct {
 		const char *name;
 		void (*run)(void);
+		/* Runs for a time, so --duration means something to it. */
+		bool timed;
 	} scenarios[] = {
-		{ "translate", scenario_translate },
-		{ "update", scenario_update },
-		{ "invalidate", scenario_invalidate },
-		{ "update-under-load", scenario_update_under_load },
-		{ "lockdep", scenario_lockdep },
+		{ "translate", scenario_translate, false },
+		{ "update", scenario_update, false },
+		{ "invalidate", scenario_invalidate, true },
+		{ "update-under-load", scenario_update_under_load, true },
+		{ "lockdep", scenario_lockdep, false },
 	};
 	bool found = false;
-	int c;
+	int c, code;
 
+	cli_init("memslots-bench");
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'q':
 			opt.quick = true;
@@ -723,25 +984,57 @@ int main(int argc, char **argv)
 		case 's':
 			opt.only = optarg;
 			break;
+		case 'd':
+			opt.duration = cli_seconds("duration", optarg, 0.01, 3600);
+			break;
 		case 'p':
 			opt.plot_dir = optarg;
 			break;
+		case 'V':
+			cli_version();
 		case 'h':
 			usage(0);
 		default:
-			fprintf(stderr, "memslots-bench: bad option %s (see --help)\n",
-				argv[optind - 1]);
-			return 2;
+			cli_bad_option(c, argv);
 		}
 	}
-	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
-		found |= !opt.only || !strcmp(opt.only, scenarios[i].name);
-	if (!found || optind < argc) {
-		fprintf(stderr, "memslots-bench: bad scenario or argument (see --help)\n");
-		return 2;
+	if (optind < argc)
+		cli_extra_argument(argv[optind]);
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		if (opt.only && strcmp(opt.only, scenarios[i].name))
+			continue;
+		found = true;
+		if (opt.duration && !scenarios[i].timed)
+			cli_refuse(
+			    "--duration: scenario %s counts iterations and takes no duration "
+			    "(only invalidate and update-under-load do)",
+			    scenarios[i].name);
 	}
+	if (!found)
+		cli_bad_value("scenario", opt.only,
+			      "translate, update, invalidate, update-under-load or lockdep");
+	if (opt.csv && opt.json)
+		cli_refuse("--csv and --json: choose one");
+	if (opt.plot_dir)
+		check_plot_dir();
 	arena =
 	    mmap(NULL, MS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (opt.csv)
+		printf("%s\n", csv_header);
+	if (opt.json) {
+		/* Options first, figures as they come, the outcome last. */
+		printf("{\"schema\":\"memslots-bench/1\",\"version\":\"%s\",\n "
+		       "\"options\":{\"quick\":%s",
+		       MS_VERSION_STRING, opt.quick ? "true" : "false");
+		json_field("scenario", opt.only);
+		if (opt.duration)
+			printf(",\"duration_s\":%g", opt.duration);
+		else
+			printf(",\"duration_s\":null");
+		json_field("plot_dir", opt.plot_dir);
+		printf("},\n \"records\":[");
+		fflush(stdout);
+	}
 	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
 		if (opt.only && strcmp(opt.only, scenarios[i].name))
 			continue;
@@ -749,9 +1042,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "memslots-bench: running %s...\n", scenarios[i].name);
 		scenarios[i].run();
 	}
+	if (opt.plot_dir && !plot())
+		opt.failed = true;
+	code = opt.failed ? 1 : 0;
 	if (opt.json)
-		printf("%s]\n", opt.rows ? "" : "[");
-	if (opt.plot_dir)
-		plot();
-	return 0;
+		printf("\n ],\n \"result\":\"%s\",\"exit_code\":%d}\n",
+		       opt.failed ? "error" : "clean", code);
+	return code;
 }

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
+#include "histogram.h"
 #include "hostmm.h"
 
 #define EXIT_VIOLATED 1
@@ -26,7 +28,6 @@
 #define EXIT_HANG 3
 #define MAX_THREADS 16
 #define SLOT_PAGES 4
-#define MAX_UPDATE_SAMPLES (1u << 20)
 
 enum invariant {
 	INV_STALE,
@@ -47,12 +48,22 @@ static const char *const invariant_names[INV_NR] = {
 	"at the end: count 0, nothing left",
 };
 
+/*
+ * Stable keys for --json (docs/tools.md).  Designated, so that an invariant
+ * added above without a key here still prints, under a key made from its name.
+ */
+static const char *const invariant_keys[INV_NR] = {
+	[INV_STALE] = "no_stale_frame",		 [INV_TORN] = "no_torn_frame",
+	[INV_NEGATIVE] = "count_never_negative", [INV_GENERATION] = "one_generation",
+	[INV_FRAMES] = "frames_balanced",	 [INV_END_STATE] = "end_state",
+};
+
 struct options {
 	enum ms_gate gate;
 	const char *scenario;
 	double duration, watchdog;
 	uint64_t seed;
-	bool json, lockdep, no_elision;
+	bool json, lockdep, no_elision, duration_set;
 	unsigned int vcpus, invalidators, slots, related_pct;
 };
 
@@ -80,8 +91,8 @@ static struct {
 	atomic_ulong violations[INV_NR];
 	atomic_flag reported[INV_NR];
 	double t0;
-	uint64_t *update_ns;
-	atomic_uint nr_update_ns;
+	/* Every update's latency, however long the run: a histogram, not samples. */
+	struct hist update_ns;
 	/* The scenario's own steps. */
 	atomic_int step;
 } S;
@@ -284,10 +295,7 @@ static void *invalidator_main(void *arg)
 
 static void record_update(double seconds)
 {
-	unsigned int i = atomic_fetch_add(&S.nr_update_ns, 1);
-
-	if (i < MAX_UPDATE_SAMPLES)
-		S.update_ns[i] = (uint64_t)(seconds * 1e9);
+	hist_record(&S.update_ns, (uint64_t)(seconds * 1e9));
 }
 
 static int update(struct worker *w, struct ms_region r)
@@ -477,17 +485,29 @@ static void hang_report(void)
 	fflush(stderr);
 }
 
-/* A hang that follows a violated invariant (the missing gate's) is that violation's. */
+static void report(const struct ms_stats *st, double elapsed, int code, bool hung);
+
+/*
+ * A hang that follows a violated invariant (the missing gate's) is that
+ * violation's.  The hung threads cannot be joined, so the report (and the
+ * JSON document a program waits for) is printed from here, then _exit.
+ */
 static _Noreturn void hang_exit(void)
 {
 	bool violated_before = false;
+	struct ms_stats st;
+	int code;
 
 	hang_report();
 	for (int i = 0; i < INV_NR; i++)
 		violated_before |= atomic_load(&S.violations[i]) != 0;
 	if (violated_before)
 		fprintf(stderr, "memslots-stress: the hang follows a violated invariant\n");
-	_exit(violated_before ? EXIT_VIOLATED : EXIT_HANG);
+	code = violated_before ? EXIT_VIOLATED : EXIT_HANG;
+	ms_vm_stats(S.vm, &st);
+	report(&st, now_s() - S.t0, code, true);
+	fflush(stdout);
+	_exit(code);
 }
 
 static unsigned long role_ops(enum role r)
@@ -508,19 +528,28 @@ static bool role_active(enum role r)
 	return false;
 }
 
-/* Runs on the main thread until the run ends; _exit on a hang. */
+#define WATCH_TICK_S 0.02
+
+/*
+ * Runs on the main thread until the run ends; _exit on a hang.  Progress is
+ * timed on a clock of the time the process ran, not wall time: each tick
+ * adds what it measured but at most two ticks, so a SIGSTOP (or a loaded
+ * machine that leaves us off the CPU) counts as one tick and is no hang,
+ * while a real hang, whose ticks keep coming, still adds up to --watchdog.
+ * --duration stays wall time, what a caller's own timeout counts in.
+ */
 static void watch(bool timed)
 {
 	unsigned long last[ROLE_NR] = { 0 };
-	double since[ROLE_NR], next_line = 0;
+	double since[ROLE_NR] = { 0 }, ran = 0, prev = now_s(), next_line = 0;
 	bool tty = isatty(STDERR_FILENO) && !S.opt.json;
 
-	for (int r = 0; r < ROLE_NR; r++)
-		since[r] = now_s();
 	for (;;) {
-		double t = now_s();
+		double t = now_s(), step = t - prev;
 		bool any = false;
 
+		prev = t;
+		ran += step < 2 * WATCH_TICK_S ? step : 2 * WATCH_TICK_S;
 		if (timed && t - S.t0 >= S.opt.duration)
 			return;
 		for (int r = 0; r < ROLE_NR; r++) {
@@ -528,10 +557,10 @@ static void watch(bool timed)
 
 			if (!role_active(r) || ops != last[r]) {
 				last[r] = ops;
-				since[r] = t;
+				since[r] = ran;
 			}
 			any |= role_active(r);
-			if (t - since[r] > S.opt.watchdog)
+			if (ran - since[r] > S.opt.watchdog)
 				hang_exit();
 		}
 		if (!timed && !any)
@@ -542,15 +571,8 @@ static void watch(bool timed)
 				gate_name(S.opt.gate), t - S.t0, last[0], last[1], last[2]);
 			next_line = t + 0.5;
 		}
-		usleep(20000);
+		usleep(WATCH_TICK_S * 1e6);
 	}
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static void end_checks(void)
@@ -565,40 +587,137 @@ static void end_checks(void)
 			 st.mmu_invalidate_in_progress, st.mn_active_invalidate_count);
 }
 
-static void report(const struct ms_stats *st, double elapsed, int result)
+/* The result word of docs/tools.md for an exit code; "starved" is reserved. */
+static const char *result_name(int code)
 {
-	unsigned int n = atomic_load(&S.nr_update_ns);
-	uint64_t p50 = 0, p99 = 0, max = 0;
+	return code == 0 ? "clean" : code == EXIT_HANG ? "hang" : "violated";
+}
+
+/* An invariant's --json key: its own, or one made from its name. */
+static void print_invariant_key(int i)
+{
+	const char *k = invariant_keys[i] ? invariant_keys[i] : invariant_names[i];
+	bool sep = false;
+
+	putchar('"');
+	for (; *k; k++) {
+		if ((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9')) {
+			if (sep)
+				putchar('_');
+			putchar(*k);
+			sep = false;
+		} else {
+			sep = !invariant_keys[i] || *k == '_';
+		}
+	}
+	putchar('"');
+}
+
+static const double report_pcts[] = { 50, 90, 99, 99.9 };
+static const char *const report_pct_keys[] = { "p50", "p90", "p99", "p99_9" };
+
+static void print_json(const struct ms_stats *st, double elapsed, int code, bool hung)
+{
+	const struct options *o = &S.opt;
+	bool timed = !strcmp(o->scenario, "default");
+	uint64_t v;
+
+	printf("{\"schema\":\"memslots-stress/1\",\"version\":\"%s\",\"result\":\"%s\","
+	       "\"exit_code\":%d,\n",
+	       MS_VERSION_STRING, result_name(code), code);
+	printf(" \"options\":{\"gate\":\"%s\",\"scenario\":", gate_name(o->gate));
+	cli_json_string(stdout, o->scenario);
+	if (timed)
+		printf(",\"duration_s\":%g", o->duration);
+	else
+		printf(",\"duration_s\":null");
+	printf(",\"watchdog_s\":%g,\"seed\":%" PRIu64 ",\"vcpus\":%u,\"invalidators\":%u,"
+	       "\"slots\":%u,\"related_pct\":%u,\"elision\":%s,\"lockdep\":%s},\n",
+	       o->watchdog, o->seed, o->vcpus, o->invalidators, o->slots, o->related_pct,
+	       o->no_elision ? "false" : "true", o->lockdep ? "true" : "false");
+	printf(" \"elapsed_s\":%.3f,\"end_checks_run\":%s,\"hang\":", elapsed,
+	       hung ? "false" : "true");
+	if (hung) {
+		/* What the text mode's watchdog report says, for a program to read. */
+		printf("{\"no_progress_s\":%g,\"threads\":[", o->watchdog);
+		for (unsigned int i = 0; i < S.nworkers; i++) {
+			struct worker *w = &S.workers[i];
+
+			printf("%s{\"role\":\"%s\",\"id\":%u,\"doing\":", i ? "," : "",
+			       role_names[w->role], w->id);
+			cli_json_string(stdout, atomic_load(&w->doing));
+			printf(",\"holds_hostmm_lock\":%s}",
+			       atomic_load(&w->holds_hostmm) ? "true" : "false");
+		}
+		printf("]},\n");
+	} else {
+		printf("null,\n");
+	}
+	printf(" \"roles\":{");
+	for (int r = 0; r < ROLE_NR; r++) {
+		unsigned int threads = 0;
+
+		for (unsigned int i = 0; i < S.nworkers; i++)
+			threads += S.workers[i].role == (enum role)r;
+		printf("%s\"%s\":{\"threads\":%u,\"ops\":%lu,\"ops_per_s\":%.1f}", r ? "," : "",
+		       role_names[r], threads, role_ops(r),
+		       elapsed > 0 ? role_ops(r) / elapsed : 0);
+	}
+	printf("},\n \"invalidations\":{\"started\":%" PRIu64 ",\"elided\":%" PRIu64
+	       ",\"refused\":%" PRIu64 "},\n",
+	       st->invalidations_started, st->invalidation_starts_elided,
+	       st->invalidations_refused);
+	printf(" \"faults\":%" PRIu64 ",\"fault_retries\":%" PRIu64 ",\"entries_zapped\":%" PRIu64
+	       ",\n",
+	       st->faults, st->fault_retries, st->entries_zapped);
+	printf(" \"update_latency_ns\":{\"count\":%" PRIu64, hist_count(&S.update_ns));
+	if (hist_count(&S.update_ns))
+		printf(",\"min\":%" PRIu64, hist_min(&S.update_ns));
+	else
+		printf(",\"min\":null");
+	for (size_t i = 0; i < sizeof(report_pcts) / sizeof(report_pcts[0]); i++)
+		if (hist_percentile(&S.update_ns, report_pcts[i], &v))
+			printf(",\"%s\":%" PRIu64, report_pct_keys[i], v);
+		else
+			printf(",\"%s\":null", report_pct_keys[i]);
+	if (hist_count(&S.update_ns))
+		printf(",\"max\":%" PRIu64 "},\n", hist_max(&S.update_ns));
+	else
+		printf(",\"max\":null},\n");
+	if (o->lockdep)
+		printf(" \"lockdep_reports\":%lu,\n", ms_lockdep_reports());
+	else
+		printf(" \"lockdep_reports\":null,\n");
+	printf(" \"invariants\":{");
+	for (int i = 0; i < INV_NR; i++) {
+		printf("%s", i ? ",\n  " : "\n  ");
+		print_invariant_key(i);
+		printf(":{\"description\":");
+		cli_json_string(stdout, invariant_names[i]);
+		printf(",\"violations\":%lu}", atomic_load(&S.violations[i]));
+	}
+	printf("}}\n");
+}
+
+/* One value of the text report's latency line: microseconds, or n/a. */
+static void print_pct_us(const char *label, double pct, const char *sep)
+{
+	uint64_t v;
+
+	if (hist_percentile(&S.update_ns, pct, &v))
+		printf("%s %.1f us%s", label, v / 1e3, sep);
+	else
+		printf("%s n/a%s", label, sep);
+}
+
+static void report(const struct ms_stats *st, double elapsed, int code, bool hung)
+{
 	double elided = st->invalidations_started
 			    ? 100.0 * st->invalidation_starts_elided / st->invalidations_started
 			    : 0;
-	const char *verdict = result == 0 ? "clean" : "invariant violated";
 
-	if (n > MAX_UPDATE_SAMPLES)
-		n = MAX_UPDATE_SAMPLES;
-	if (n) {
-		qsort(S.update_ns, n, sizeof(*S.update_ns), cmp_u64);
-		p50 = S.update_ns[n / 2];
-		p99 = S.update_ns[(n * 99) / 100];
-		max = S.update_ns[n - 1];
-	}
 	if (S.opt.json) {
-		printf("{\"gate\":\"%s\",\"scenario\":\"%s\",\"seconds\":%.2f,\"result\":\"%s\","
-		       "\"roles\":{",
-		       gate_name(S.opt.gate), S.opt.scenario, elapsed, verdict);
-		for (int r = 0; r < ROLE_NR; r++)
-			printf("%s\"%s\":{\"ops\":%lu,\"per_s\":%.0f}", r ? "," : "", role_names[r],
-			       role_ops(r), role_ops(r) / elapsed);
-		printf("},\"invalidations\":%" PRIu64 ",\"elided_pct\":%.1f,\"refused\":%" PRIu64
-		       ",\"faults\":%" PRIu64 ",\"fault_retries\":%" PRIu64
-		       ",\"update_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"max\":%" PRIu64
-		       "},\"lockdep_reports\":%lu,\"invariants\":{",
-		       st->invalidations_started, elided, st->invalidations_refused, st->faults,
-		       st->fault_retries, p50, p99, max, ms_lockdep_reports());
-		for (int i = 0; i < INV_NR; i++)
-			printf("%s\"%s\":%lu", i ? "," : "", invariant_names[i],
-			       atomic_load(&S.violations[i]));
-		printf("}}\n");
+		print_json(st, elapsed, code, hung);
 		return;
 	}
 	if (isatty(STDERR_FILENO))
@@ -612,8 +731,12 @@ static void report(const struct ms_stats *st, double elapsed, int result)
 	       st->invalidations_started, elided, st->invalidations_refused);
 	printf("  faults %" PRIu64 ", fault retries %" PRIu64 ", entries zapped %" PRIu64 "\n",
 	       st->faults, st->fault_retries, st->entries_zapped);
-	printf("  update latency p50 %.1f us, p99 %.1f us, max %.1f us (%u updates)\n", p50 / 1e3,
-	       p99 / 1e3, max / 1e3, n);
+	printf("  update latency ");
+	print_pct_us("p50", 50, ", ");
+	print_pct_us("p99", 99, ", ");
+	print_pct_us("p99.9", 99.9, ", ");
+	print_pct_us("max", 100, " ");
+	printf("(%" PRIu64 " updates)\n", hist_count(&S.update_ns));
 	if (S.opt.lockdep)
 		printf("  lock validator: %lu report(s)\n", ms_lockdep_reports());
 	for (int i = 0; i < INV_NR; i++) {
@@ -622,9 +745,10 @@ static void report(const struct ms_stats *st, double elapsed, int result)
 		if (v)
 			printf("  invariant %-40s violated x%lu\n", invariant_names[i], v);
 		else
-			printf("  invariant %-40s held\n", invariant_names[i]);
+			printf("  invariant %-40s held%s\n", invariant_names[i],
+			       hung ? " so far (hung: no end checks)" : "");
 	}
-	printf("  result: %s\n", verdict);
+	printf("  result: %s\n", result_name(code));
 }
 
 static _Noreturn void usage(int code)
@@ -635,35 +759,23 @@ static _Noreturn void usage(int code)
 		"usage: memslots-stress [options]\n"
 		"  --gate count|rwsem|none   gate design (default count)\n"
 		"  --scenario NAME           default | seed-deadlock | imbalance\n"
-		"  --duration SECONDS        length of the default scenario (default 10)\n"
+		"  --duration SECONDS        length of the default scenario (default 10); the\n"
+		"                            forced scenarios run to their end and refuse it\n"
 		"  --seed N                  seed of the random choices (default 1)\n"
-		"  --vcpus N                 vCPU threads (default 2)\n"
-		"  --invalidators N          invalidating threads (default 2)\n"
+		"  --vcpus N                 vCPU threads (default 2, max 6)\n"
+		"  --invalidators N          invalidating threads (default 2, max 6)\n"
 		"  --slots N                 memslots the updater plays with (default 8, max 32)\n"
 		"  --related PERCENT         invalidations that touch slot pages (default 50)\n"
 		"  --no-elision              take mmu_lock for every invalidation\n"
-		"  --watchdog SECONDS        no progress this long is a hang (default 5)\n"
+		"  --watchdog SECONDS        no progress for this long (time the process ran,\n"
+		"                            not stopped time) is a hang (default 5)\n"
 		"  --lockdep                 run the lock validator\n"
-		"  --json                    print the result as one JSON object\n"
-		"  --help                    this text\n"
+		"  --json                    one JSON document (docs/tools.md), also on a hang\n"
+		"                            or a violated invariant\n"
+		"  --version                 print the version\n"
+		"  -h, --help                this text\n"
 		"exit: 0 every invariant held, 1 an invariant violated, 2 bad usage, 3 hang\n");
 	exit(code);
-}
-
-static _Noreturn void bad_option(const char *what, const char *value)
-{
-	fprintf(stderr, "memslots-stress: bad %s: %s (see --help)\n", what, value ? value : "");
-	exit(EXIT_USAGE);
-}
-
-static double parse_number(const char *what, const char *s, double min, double max)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end || v < min || v > max)
-		bad_option(what, s);
-	return v;
 }
 
 static void parse_options(int argc, char **argv)
@@ -681,11 +793,13 @@ static void parse_options(int argc, char **argv)
 		{ "watchdog", required_argument, NULL, 'w' },
 		{ "lockdep", no_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int c;
 
+	cli_init("memslots-stress");
 	S.opt = (struct options){ .gate = MS_GATE_COUNT,
 				  .scenario = "default",
 				  .duration = 10,
@@ -696,7 +810,7 @@ static void parse_options(int argc, char **argv)
 				  .slots = 8,
 				  .related_pct = 50 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			if (!strcmp(optarg, "count"))
@@ -706,37 +820,39 @@ static void parse_options(int argc, char **argv)
 			else if (!strcmp(optarg, "none"))
 				S.opt.gate = MS_GATE_NONE;
 			else
-				bad_option("gate", optarg);
+				cli_bad_value("gate", optarg, "count, rwsem or none");
 			break;
 		case 's':
 			if (strcmp(optarg, "default") && strcmp(optarg, "seed-deadlock") &&
 			    strcmp(optarg, "imbalance"))
-				bad_option("scenario", optarg);
+				cli_bad_value("scenario", optarg,
+					      "default, seed-deadlock or imbalance");
 			S.opt.scenario = optarg;
 			break;
 		case 'd':
-			S.opt.duration = parse_number("duration", optarg, 0.01, 86400);
+			S.opt.duration = cli_seconds("duration", optarg, 0.01, 86400);
+			S.opt.duration_set = true;
 			break;
 		case 'S':
-			S.opt.seed = (uint64_t)parse_number("seed", optarg, 0, 1e18);
+			S.opt.seed = cli_uint("seed", optarg, 0, UINT64_MAX);
 			break;
 		case 'v':
-			S.opt.vcpus = parse_number("vcpus", optarg, 0, 6);
+			S.opt.vcpus = cli_uint("vcpus", optarg, 0, 6);
 			break;
 		case 'i':
-			S.opt.invalidators = parse_number("invalidators", optarg, 0, 6);
+			S.opt.invalidators = cli_uint("invalidators", optarg, 0, 6);
 			break;
 		case 'n':
-			S.opt.slots = parse_number("slots", optarg, 1, 32);
+			S.opt.slots = cli_uint("slots", optarg, 1, 32);
 			break;
 		case 'r':
-			S.opt.related_pct = parse_number("related", optarg, 0, 100);
+			S.opt.related_pct = cli_uint("related", optarg, 0, 100);
 			break;
 		case 'E':
 			S.opt.no_elision = true;
 			break;
 		case 'w':
-			S.opt.watchdog = parse_number("watchdog", optarg, 0.1, 3600);
+			S.opt.watchdog = cli_seconds("watchdog", optarg, 0.1, 3600);
 			break;
 		case 'L':
 			S.opt.lockdep = true;
@@ -744,14 +860,20 @@ static void parse_options(int argc, char **argv)
 		case 'j':
 			S.opt.json = true;
 			break;
+		case 'V':
+			cli_version();
 		case 'h':
 			usage(0);
 		default:
-			bad_option("option", argv[optind - 1]);
+			cli_bad_option(c, argv);
 		}
 	}
 	if (optind < argc)
-		bad_option("argument", argv[optind]);
+		cli_extra_argument(argv[optind]);
+	/* The forced scenarios run their steps to the end; a length would be a lie. */
+	if (S.opt.duration_set && strcmp(S.opt.scenario, "default"))
+		cli_refuse("--duration: scenario %s runs to its end and takes no duration",
+			   S.opt.scenario);
 }
 
 static void setup(void)
@@ -777,7 +899,7 @@ static void setup(void)
 		exit(EXIT_USAGE);
 	}
 	S.mm.vm = S.vm;
-	S.update_ns = calloc(MAX_UPDATE_SAMPLES, sizeof(*S.update_ns));
+	hist_init(&S.update_ns);
 }
 
 static void run_scenario(void)
@@ -837,9 +959,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < INV_NR; i++)
 		if (atomic_load(&S.violations[i]))
 			result = EXIT_VIOLATED;
-	report(&st, elapsed, result);
+	report(&st, elapsed, result, false);
 	hostmm_destroy(&S.mm);
-	free(S.update_ns);
 	ms_lockdep_thread_exit();
 	return result;
 }
