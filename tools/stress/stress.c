@@ -54,7 +54,7 @@ static const char *const invariant_names[INV_NR] = {
  */
 static const char *const invariant_keys[INV_NR] = {
 	[INV_STALE] = "no_stale_frame",		 [INV_TORN] = "no_torn_frame",
-	[INV_NEGATIVE] = "count_never_negative", [INV_GENERATION] = "one_generation",
+	[INV_NEGATIVE] = "counts_balanced", [INV_GENERATION] = "one_generation",
 	[INV_FRAMES] = "frames_balanced",	 [INV_END_STATE] = "end_state",
 };
 
