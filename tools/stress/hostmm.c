@@ -4,6 +4,11 @@
  * taken by get_frame, so a vCPU that uses a frame after its page changed
  * reads an older version than the page has: that is how a stale frame is
  * seen.  Versions only grow; a page's stamp is consistent unless torn.
+ *
+ * A fault may copy a page while a remap rewrites it (the library then throws
+ * the copy away), so the stamp's words are read and written with relaxed
+ * atomics: each word is whole, the stamp as a whole may still be torn, which
+ * is what a frame used while its page changed looks like.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,18 +22,29 @@ bool stamp_consistent(const struct page_stamp *s)
 	return s->check == ~s->version && s->tail == s->version;
 }
 
+static void stamp_word_set(uint64_t *w, uint64_t v)
+{
+	__atomic_store_n(w, v, __ATOMIC_RELAXED);
+}
+
+static uint64_t stamp_word_get(const uint64_t *w)
+{
+	return __atomic_load_n(w, __ATOMIC_RELAXED);
+}
+
 static void stamp_page(struct hostmm *mm, unsigned int page, uint64_t version, bool discard)
 {
 	struct page_stamp *s = (struct page_stamp *)(mm->base + (uint64_t)page * MS_PAGE_SIZE);
 
+	/* Nothing copies the bytes after the stamp: they may be cleared plainly. */
 	if (discard)
-		memset(s, 0, MS_PAGE_SIZE);
+		memset(s + 1, 0, MS_PAGE_SIZE - sizeof(*s));
 	/* Written in two halves, so a use during the change can be caught torn. */
-	s->page = page;
-	s->version = version;
+	stamp_word_set(&s->page, page);
+	stamp_word_set(&s->version, version);
 	atomic_signal_fence(memory_order_seq_cst);
-	s->check = ~version;
-	s->tail = version;
+	stamp_word_set(&s->check, ~version);
+	stamp_word_set(&s->tail, version);
 }
 
 int hostmm_init(struct hostmm *mm, unsigned int npages)
@@ -97,10 +113,16 @@ static int hostmm_get_frame(void *opaque, uint64_t hva, bool write, void **frame
 {
 	struct hostmm *mm = opaque;
 	void *copy = aligned_alloc(MS_PAGE_SIZE, MS_PAGE_SIZE);
+	const struct page_stamp *from = (const struct page_stamp *)(uintptr_t)hva;
+	struct page_stamp *to = copy;
 
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, (void *)(uintptr_t)hva, sizeof(struct page_stamp));
+	/* Word by word, in the order the stamp is written: a copy may tear between words. */
+	to->page = stamp_word_get(&from->page);
+	to->version = stamp_word_get(&from->version);
+	to->check = stamp_word_get(&from->check);
+	to->tail = stamp_word_get(&from->tail);
 	atomic_fetch_add(&mm->frames_got, 1);
 	*frame = copy;
 	return 0;
