@@ -31,6 +31,7 @@
 enum invariant {
 	INV_STALE,
 	INV_TORN,
+	INV_HELD,
 	INV_NEGATIVE,
 	INV_GENERATION,
 	INV_FRAMES,
@@ -41,6 +42,7 @@ enum invariant {
 static const char *const invariant_names[INV_NR] = {
 	"no stale frame used",
 	"no frame used while its page changed",
+	"no frame held past a start on its page",
 	"in-progress count never negative",
 	"start and end see one generation",
 	"every frame got is put once",
@@ -110,16 +112,20 @@ static void violated(enum invariant inv, const char *fmt, ...)
 
 static void violated(enum invariant inv, const char *fmt, ...)
 {
+	char line[512];
 	va_list ap;
+	int n;
 
 	atomic_fetch_add(&S.violations[inv], 1);
 	if (atomic_flag_test_and_set(&S.reported[inv]))
 		return;
-	fprintf(stderr, "memslots-stress: VIOLATED: %s: ", invariant_names[inv]);
+	/* One write per report: two threads' first violations land together. */
+	n = snprintf(line, sizeof(line), "memslots-stress: VIOLATED after %.2f s: %s: ",
+		     now_s() - S.t0, invariant_names[inv]);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "%s\n", line);
 }
 
 /* Invariant 3, through the library's trace hooks (on the calling thread). */
@@ -171,11 +177,50 @@ static struct ms_region slot_region(unsigned int i, bool moved, uint32_t flags, 
 				   .userspace_addr = hostmm_addr(&S.mm, i * SLOT_PAGES) };
 }
 
+/*
+ * A page-sized copy of host page hpage, which had version before when the
+ * read began.  The host reclaims a frame when its page changes, which it
+ * does only after a start covering the page returned: a reclaimed stamp is
+ * a frame used after that start, from the beginning of the copy (stale) or
+ * from the middle (used while its page changed).
+ */
+static void check_read(const struct worker *w, const char *copy, unsigned int hpage,
+		       uint64_t before)
+{
+	struct stamp_view st;
+
+	switch (stamp_read(copy, &st)) {
+	case STAMP_RECLAIMED_ALL:
+		violated(INV_STALE,
+			 "vcpu%u read a frame of page %u that the host had reclaimed: the page "
+			 "changed after a start covering it returned",
+			 w->id, hpage);
+		break;
+	case STAMP_RECLAIMED_PART:
+		violated(INV_TORN,
+			 "vcpu%u was still copying a frame of page %u when the host reclaimed "
+			 "it: a start covering the page returned during the access",
+			 w->id, hpage);
+		break;
+	case STAMP_TORN:
+		violated(INV_TORN, "vcpu%u read page %u torn", w->id, hpage);
+		break;
+	case STAMP_OK:
+		if (st.version < before)
+			violated(INV_STALE,
+				 "vcpu%u read version %" PRIu64 " of page %u, which had version %" PRIu64
+				 " before the read",
+				 w->id, st.version, hpage, before);
+		break;
+	}
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct worker *w = arg;
 	struct ms_vcpu *vcpu;
-	struct page_stamp st;
+	/* A whole page per read: the copy is long enough to be interrupted half way. */
+	static __thread char copy[MS_PAGE_SIZE];
 
 	if (ms_vcpu_create(S.vm, &vcpu))
 		return NULL;
@@ -183,25 +228,19 @@ static void *vcpu_main(void *arg)
 		unsigned int slot = rnd(&w->rng) % S.opt.slots, page = rnd(&w->rng) % SLOT_PAGES;
 		bool moved = rnd(&w->rng) & 1;
 		uint64_t gpa = slot_gpa(slot, moved) + (uint64_t)page * MS_PAGE_SIZE;
+		/* Only this vCPU writes this word: the rest of the page stays the host's. */
+		uint64_t mine = gpa + FRAME_WRITES_OFFSET + w->id * sizeof(uint64_t);
 		unsigned int hpage = slot * SLOT_PAGES + page;
 		uint64_t before = atomic_load(&S.mm.version[hpage]);
 
 		atomic_store(
 		    &w->doing,
 		    "ms_vcpu_read (waits while an invalidation or update covers the page)");
-		if (ms_vcpu_read(vcpu, 0, gpa, &st, sizeof(st)) == 0) {
-			if (!stamp_consistent(&st))
-				violated(INV_TORN, "vcpu%u read page %u torn", w->id, hpage);
-			else if (st.version < before)
-				violated(INV_STALE,
-					 "vcpu%u read version %" PRIu64
-					 " of page %u, which had version %" PRIu64
-					 " before the read",
-					 w->id, st.version, hpage, before);
-		}
+		if (ms_vcpu_read(vcpu, 0, gpa, copy, sizeof(copy)) == 0)
+			check_read(w, copy, hpage, before);
 		if (rnd(&w->rng) % 4 == 0) {
 			atomic_store(&w->doing, "ms_vcpu_write");
-			ms_vcpu_write(vcpu, 0, gpa + 256 + w->id * 8, &before, sizeof(before));
+			ms_vcpu_write(vcpu, 0, mine, &before, sizeof(before));
 		}
 		atomic_store(&w->doing, "running");
 		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
@@ -620,9 +659,9 @@ static void report(const struct ms_stats *st, double elapsed, int result)
 		unsigned long v = atomic_load(&S.violations[i]);
 
 		if (v)
-			printf("  invariant %-40s violated x%lu\n", invariant_names[i], v);
+			printf("  invariant %-50s violated x%lu\n", invariant_names[i], v);
 		else
-			printf("  invariant %-40s held\n", invariant_names[i]);
+			printf("  invariant %-50s held\n", invariant_names[i]);
 	}
 	printf("  result: %s\n", verdict);
 }
@@ -754,6 +793,16 @@ static void parse_options(int argc, char **argv)
 		bad_option("argument", argv[optind]);
 }
 
+/* From the host mm's put_frame: see hostmm.h. */
+static void frame_held(unsigned int page, uint64_t frame_version, uint64_t page_version)
+{
+	violated(INV_HELD,
+		 "a frame of page %u (version %" PRIu64 ") that a vCPU wrote was put after the "
+		 "page changed (version %" PRIu64 "): the library held it past a start "
+		 "covering the page that had returned",
+		 page, frame_version, page_version);
+}
+
 static void setup(void)
 {
 	struct ms_config cfg;
@@ -777,6 +826,7 @@ static void setup(void)
 		exit(EXIT_USAGE);
 	}
 	S.mm.vm = S.vm;
+	S.mm.frame_held = frame_held;
 	S.update_ns = calloc(MAX_UPDATE_SAMPLES, sizeof(*S.update_ns));
 }
 
