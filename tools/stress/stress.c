@@ -3,10 +3,11 @@
  * memslots-stress: vCPU threads, invalidating threads and a memslot updater
  * run against the simulated host mm (hostmm.c) under one gate design, every
  * invariant checked on every operation, a watchdog for hangs.  Scenarios:
- * default (random workload), seed-deadlock (the seed's three-party
- * interleaving, forced), imbalance (an update between an elided start and
- * its end, forced).  Exit: 0 all held, 1 invariant violated, 2 bad usage,
- * 3 hang.
+ * default (random workload, a share of it at the edges of edges.c), edges
+ * (the same workload crowded onto a few pages, mostly at the edges),
+ * seed-deadlock (the seed's three-party interleaving, forced), imbalance (an
+ * update between an elided start and its end, forced).  Exit: 0 all held,
+ * 1 invariant violated, 2 bad usage, 3 hang.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "edges.h"
 #include "hostmm.h"
 
 #define EXIT_VIOLATED 1
@@ -32,6 +34,7 @@ enum invariant {
 	INV_STALE,
 	INV_TORN,
 	INV_HELD,
+	INV_GPA_WIDTH,
 	INV_NEGATIVE,
 	INV_GENERATION,
 	INV_FRAMES,
@@ -43,6 +46,7 @@ static const char *const invariant_names[INV_NR] = {
 	"no stale frame used",
 	"no frame used while its page changed",
 	"no frame held past a start on its page",
+	"no access beyond the guest physical address width",
 	"in-progress count never negative",
 	"start and end see one generation",
 	"every frame got is put once",
@@ -54,8 +58,17 @@ struct options {
 	const char *scenario;
 	double duration, watchdog;
 	uint64_t seed;
-	bool json, lockdep, no_elision;
+	bool json, lockdep, no_elision, slots_given, related_given;
 	unsigned int vcpus, invalidators, slots, related_pct;
+};
+
+/* How much of the random workload is at the edges; set by the scenario. */
+struct edge_mix {
+	unsigned int unaligned_pct; /* invalidations of byte ranges not page aligned */
+	unsigned int wide_pct;	    /* vCPU reads followed by an access beyond the width */
+	unsigned int write_pct;	    /* vCPU reads followed by a write (makes frames dirty) */
+	unsigned int nest_pct;	    /* invalidations with another one nested inside */
+	unsigned int update_gap_us; /* between two memslot updates */
 };
 
 enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_NR };
@@ -74,6 +87,7 @@ struct worker {
 
 static struct {
 	struct options opt;
+	struct edge_mix mix;
 	struct hostmm mm;
 	struct ms_vm *vm;
 	struct worker workers[MAX_THREADS];
@@ -97,14 +111,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t rnd(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
 }
 
 static void violated(enum invariant inv, const char *fmt, ...)
@@ -215,6 +221,36 @@ static void check_read(const struct worker *w, const char *copy, unsigned int hp
 	}
 }
 
+/*
+ * An access beyond the guest physical address width, near gpa (which the
+ * vCPU has just read, so an entry that a truncated gfn would alias is
+ * likely present): nothing is there, so -EFAULT and nothing else.
+ */
+static void access_wide(struct worker *w, struct ms_vcpu *vcpu, uint64_t gpa, uint64_t word)
+{
+	size_t len;
+	uint64_t wide = edge_wide_gpa(gpa, &w->rng, &len), hva;
+	bool write = rnd(&w->rng) & 1;
+	int r;
+
+	atomic_store(&w->doing, write ? "ms_vcpu_write beyond the guest physical address width"
+				      : "ms_vcpu_read beyond the guest physical address width");
+	if (write)
+		r = ms_vcpu_write(vcpu, 0, wide, &word, len);
+	else
+		r = ms_vcpu_read(vcpu, 0, wide, &word, len);
+	if (r != -EFAULT)
+		violated(INV_GPA_WIDTH,
+			 "vcpu%u: ms_vcpu_%s(gpa %#" PRIx64 ", %zu bytes) returned %d (%s), not "
+			 "-EFAULT",
+			 w->id, write ? "write" : "read", wide, len, r,
+			 r ? strerror(-r) : "reached guest memory");
+	r = ms_gfn_to_hva(vcpu, 0, wide >> MS_PAGE_SHIFT, false, &hva);
+	if (r != -EFAULT)
+		violated(INV_GPA_WIDTH, "vcpu%u: ms_gfn_to_hva(gfn %#" PRIx64 ") returned %d",
+			 w->id, wide >> MS_PAGE_SHIFT, r);
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct worker *w = arg;
@@ -236,9 +272,12 @@ static void *vcpu_main(void *arg)
 		atomic_store(
 		    &w->doing,
 		    "ms_vcpu_read (waits while an invalidation or update covers the page)");
-		if (ms_vcpu_read(vcpu, 0, gpa, copy, sizeof(copy)) == 0)
+		if (ms_vcpu_read(vcpu, 0, gpa, copy, sizeof(copy)) == 0) {
 			check_read(w, copy, hpage, before);
-		if (rnd(&w->rng) % 4 == 0) {
+			if (rnd(&w->rng) % 100 < S.mix.wide_pct)
+				access_wide(w, vcpu, mine, before);
+		}
+		if (rnd(&w->rng) % 100 < S.mix.write_pct) {
 			atomic_store(&w->doing, "ms_vcpu_write");
 			ms_vcpu_write(vcpu, 0, mine, &before, sizeof(before));
 		}
@@ -250,23 +289,25 @@ static void *vcpu_main(void *arg)
 	return NULL;
 }
 
-/* A range of host pages: inside the slots' pages, or in the pages no slot maps. */
-static void pick_range(struct worker *w, unsigned int *first, unsigned int *n)
+/*
+ * A range of host memory: inside the slots' pages, or in the pages no slot
+ * maps; in bytes, which need not be page aligned.
+ */
+static struct hrange pick_range(struct worker *w)
 {
 	unsigned int mapped = S.opt.slots * SLOT_PAGES, spare = S.mm.npages - mapped;
+	unsigned int first, n = 1 + rnd(&w->rng) % 3;
 
-	*n = 1 + rnd(&w->rng) % 3;
 	if (rnd(&w->rng) % 100 < S.opt.related_pct)
-		*first = rnd(&w->rng) % (mapped - *n + 1);
+		first = rnd(&w->rng) % (mapped - n + 1);
 	else
-		*first = mapped + rnd(&w->rng) % (spare - *n + 1);
+		first = mapped + rnd(&w->rng) % (spare - n + 1);
+	return edge_range(&S.mm, first, n, rnd(&w->rng) % 100 < S.mix.unaligned_pct, &w->rng);
 }
 
-/* Start or end under the host-mm lock, as the kernel's mm calls KVM. */
-static int locked_call(struct worker *w, bool start, unsigned int first, unsigned int n,
-		       bool blockable)
+/* Start or end of [s, e) under the host-mm lock, as the kernel's mm calls KVM. */
+static int locked_call(struct worker *w, bool start, uint64_t s, uint64_t e, bool blockable)
 {
-	uint64_t s = hostmm_addr(&S.mm, first), e = hostmm_addr(&S.mm, first + n);
 	int r = 0;
 
 	atomic_store(&w->doing, start ? "waiting for the host-mm lock, to start an invalidation"
@@ -284,23 +325,20 @@ static int locked_call(struct worker *w, bool start, unsigned int first, unsigne
 	return r;
 }
 
-static void remap(struct worker *w, unsigned int first, unsigned int n, int depth)
+/* The host changes whole pages: every page the byte range touches. */
+static void remap(struct worker *w, struct hrange r, int depth)
 {
 	bool blockable = rnd(&w->rng) % 4 != 0;
 	unsigned int kind = rnd(&w->rng) % 3;
 
-	if (locked_call(w, true, first, n, blockable))
+	if (locked_call(w, true, r.start, r.end, blockable))
 		return; /* non-blockable and refused: nothing to end */
 	check_count();
 	atomic_store(&w->doing, "changing pages between start and end");
-	hostmm_remap_change(&S.mm, first, n, (enum remap_kind)kind);
-	if (depth == 0 && rnd(&w->rng) % 8 == 0) {
-		unsigned int f2, n2;
-
-		pick_range(w, &f2, &n2);
-		remap(w, f2, n2, 1); /* nested, maybe overlapping */
-	}
-	locked_call(w, false, first, n, true);
+	hostmm_remap_change(&S.mm, r.first, r.n, (enum remap_kind)kind);
+	if (depth == 0 && rnd(&w->rng) % 100 < S.mix.nest_pct)
+		remap(w, pick_range(w), 1); /* nested, maybe overlapping */
+	locked_call(w, false, r.start, r.end, true);
 	check_count();
 }
 
@@ -309,10 +347,7 @@ static void *invalidator_main(void *arg)
 	struct worker *w = arg;
 
 	while (!atomic_load(&S.stop)) {
-		unsigned int first, n;
-
-		pick_range(w, &first, &n);
-		remap(w, first, n, 0);
+		remap(w, pick_range(w), 0);
 		atomic_store(&w->doing, "running");
 		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
 		sched_yield();
@@ -366,7 +401,7 @@ static void *updater_main(void *arg)
 		if (update(w, slot_region(i, state[i].moved, state[i].flags, state[i].exists)))
 			violated(INV_END_STATE, "ms_set_memory_region failed on a valid update");
 		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
-		usleep(200);
+		usleep(S.mix.update_gap_us);
 	}
 	finish(w);
 	return NULL;
@@ -401,10 +436,10 @@ static void *seed_a_main(void *arg)
 {
 	struct worker *w = arg;
 
-	locked_call(w, true, 0, 1, true);
+	locked_call(w, true, hostmm_addr(&S.mm, 0), hostmm_addr(&S.mm, 1), true);
 	atomic_store(&S.step, 1);
 	wait_step(3);
-	locked_call(w, false, 0, 1, true);
+	locked_call(w, false, hostmm_addr(&S.mm, 0), hostmm_addr(&S.mm, 1), true);
 	finish(w);
 	return NULL;
 }
@@ -421,7 +456,7 @@ static void *seed_b_main(void *arg)
 	ms_invalidate_range_start(S.vm, hostmm_addr(&S.mm, 1), hostmm_addr(&S.mm, 2), true);
 	atomic_store(&w->holds_hostmm, false);
 	hostmm_unlock(&S.mm);
-	locked_call(w, false, 1, 1, true);
+	locked_call(w, false, hostmm_addr(&S.mm, 1), hostmm_addr(&S.mm, 2), true);
 	finish(w);
 	return NULL;
 }
@@ -445,12 +480,13 @@ static void *imbalance_a_main(void *arg)
 {
 	struct worker *w = arg;
 	unsigned int page = S.opt.slots * SLOT_PAGES;
+	uint64_t s = hostmm_addr(&S.mm, page), e = hostmm_addr(&S.mm, page + 1);
 
-	locked_call(w, true, page, 1, true);
+	locked_call(w, true, s, e, true);
 	check_count();
 	atomic_store(&S.step, 1);
 	wait_step(2);
-	locked_call(w, false, page, 1, true);
+	locked_call(w, false, s, e, true);
 	check_count();
 	finish(w);
 	return NULL;
@@ -673,13 +709,15 @@ static _Noreturn void usage(int code)
 	fprintf(out,
 		"usage: memslots-stress [options]\n"
 		"  --gate count|rwsem|none   gate design (default count)\n"
-		"  --scenario NAME           default | seed-deadlock | imbalance\n"
-		"  --duration SECONDS        length of the default scenario (default 10)\n"
+		"  --scenario NAME           default | edges | seed-deadlock | imbalance\n"
+		"  --duration SECONDS        length of the default and edges scenarios (default 10)\n"
 		"  --seed N                  seed of the random choices (default 1)\n"
 		"  --vcpus N                 vCPU threads (default 2)\n"
 		"  --invalidators N          invalidating threads (default 2)\n"
-		"  --slots N                 memslots the updater plays with (default 8, max 32)\n"
-		"  --related PERCENT         invalidations that touch slot pages (default 50)\n"
+		"  --slots N                 memslots the updater plays with (default 8, edges 2;\n"
+		"                            max 32)\n"
+		"  --related PERCENT         invalidations that touch slot pages (default 50,\n"
+		"                            edges 90)\n"
 		"  --no-elision              take mmu_lock for every invalidation\n"
 		"  --watchdog SECONDS        no progress this long is a hang (default 5)\n"
 		"  --lockdep                 run the lock validator\n"
@@ -703,6 +741,33 @@ static double parse_number(const char *what, const char *s, double min, double m
 	if (end == s || *end || v < min || v > max)
 		bad_option(what, s);
 	return v;
+}
+
+/*
+ * The default workload keeps a share of each edge, so that every run looks
+ * at them; edges crowds two invalidators, the updater and the vCPUs onto
+ * two slots' pages, so that zaps of the same entries overlap, and makes
+ * most of the work edges.
+ */
+static void choose_mix(void)
+{
+	if (strcmp(S.opt.scenario, "edges")) {
+		S.mix = (struct edge_mix){ .unaligned_pct = 20,
+					   .wide_pct = 2,
+					   .write_pct = 25,
+					   .nest_pct = 12,
+					   .update_gap_us = 200 };
+		return;
+	}
+	S.mix = (struct edge_mix){ .unaligned_pct = 50,
+				   .wide_pct = 5,
+				   .write_pct = 50,
+				   .nest_pct = 25,
+				   .update_gap_us = 50 };
+	if (!S.opt.slots_given)
+		S.opt.slots = 2;
+	if (!S.opt.related_given)
+		S.opt.related_pct = 90;
 }
 
 static void parse_options(int argc, char **argv)
@@ -748,8 +813,8 @@ static void parse_options(int argc, char **argv)
 				bad_option("gate", optarg);
 			break;
 		case 's':
-			if (strcmp(optarg, "default") && strcmp(optarg, "seed-deadlock") &&
-			    strcmp(optarg, "imbalance"))
+			if (strcmp(optarg, "default") && strcmp(optarg, "edges") &&
+			    strcmp(optarg, "seed-deadlock") && strcmp(optarg, "imbalance"))
 				bad_option("scenario", optarg);
 			S.opt.scenario = optarg;
 			break;
@@ -767,9 +832,11 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 'n':
 			S.opt.slots = parse_number("slots", optarg, 1, 32);
+			S.opt.slots_given = true;
 			break;
 		case 'r':
 			S.opt.related_pct = parse_number("related", optarg, 0, 100);
+			S.opt.related_given = true;
 			break;
 		case 'E':
 			S.opt.no_elision = true;
@@ -791,6 +858,7 @@ static void parse_options(int argc, char **argv)
 	}
 	if (optind < argc)
 		bad_option("argument", argv[optind]);
+	choose_mix();
 }
 
 /* From the host mm's put_frame: see hostmm.h. */
