@@ -4,10 +4,17 @@
  *
  * The kernel's mm passes byte ranges to invalidate_range_start, not pages:
  * the library must treat every page a range touches as invalidated, and the
- * host changes those whole pages.  And a guest address is only 52 bits
- * wide: an address above that reaches no guest memory, whatever its low
- * bits.
+ * host changes those whole pages.  vCPU accesses are not instantaneous: a
+ * vCPU can be preempted half way through copying a frame, and a start must
+ * still wait for it, whoever zapped the entry.  And a guest address is only
+ * 52 bits wide: an address above that reaches no guest memory, whatever its
+ * low bits.
  */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
 #include "edges.h"
 
 struct hrange edge_range(const struct hostmm *mm, unsigned int first, unsigned int n,
@@ -50,4 +57,30 @@ uint64_t edge_wide_gpa(uint64_t gpa, uint64_t *rng, size_t *len)
 		*len = 2 + rnd(rng) % 7;
 		return width - 1 - rnd(rng) % (*len - 1);
 	}
+}
+
+static void dawdle(int sig, siginfo_t *info, void *ucontext)
+{
+	int saved_errno = errno; /* nanosleep may set it under the interrupted code */
+	struct timespec ts = { 0, (long)info->si_value.sival_int * 1000 };
+
+	nanosleep(&ts, NULL);
+	errno = saved_errno;
+}
+
+void dawdle_setup(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = dawdle;
+	/* Restarted: the interrupted thread's own waits must not see EINTR. */
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+int dawdle_poke(pthread_t thread, unsigned int us)
+{
+	return pthread_sigqueue(thread, SIGUSR1, (union sigval){ .sival_int = (int)us });
 }

@@ -2,11 +2,12 @@
 /*
  * The edges memslots-stress pushes the library to (edges.c): host ranges
  * that are not page aligned, guest addresses beyond the guest physical
- * address width.
+ * address width, and vCPUs that dawdle inside an access.
  */
 #ifndef MEMSLOTS_STRESS_EDGES_H
 #define MEMSLOTS_STRESS_EDGES_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,5 +47,10 @@ struct hrange edge_range(const struct hostmm *mm, unsigned int first, unsigned i
  * below the width and end above it.
  */
 uint64_t edge_wide_gpa(uint64_t gpa, uint64_t *rng, size_t *len);
+
+/* Make SIGUSR1 a dawdle: the thread it lands on sleeps for the microseconds it carries. */
+void dawdle_setup(void);
+/* Interrupt thread, wherever it is (inside a vCPU access, maybe), for us microseconds. */
+int dawdle_poke(pthread_t thread, unsigned int us);
 
 #endif /* MEMSLOTS_STRESS_EDGES_H */

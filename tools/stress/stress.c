@@ -10,6 +10,7 @@
  * 1 invariant violated, 2 bad usage, 3 hang.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sched.h>
 #include <getopt.h>
@@ -68,11 +69,13 @@ struct edge_mix {
 	unsigned int wide_pct;	    /* vCPU reads followed by an access beyond the width */
 	unsigned int write_pct;	    /* vCPU reads followed by a write (makes frames dirty) */
 	unsigned int nest_pct;	    /* invalidations with another one nested inside */
+	unsigned int dawdle_gap_us; /* mean time between two dawdles; 0: no dawdler */
 	unsigned int update_gap_us; /* between two memslot updates */
 };
 
-enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_NR };
-static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater" };
+enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_DAWDLER, ROLE_NR };
+static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater",
+						 "dawdler" };
 
 struct worker {
 	pthread_t thread;
@@ -402,6 +405,29 @@ static void *updater_main(void *arg)
 			violated(INV_END_STATE, "ms_set_memory_region failed on a valid update");
 		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
 		usleep(S.mix.update_gap_us);
+	}
+	finish(w);
+	return NULL;
+}
+
+/*
+ * Preempt random vCPUs for 50 to 500 us wherever they are: sometimes half
+ * way through copying a frame, so that zaps wait for them and other starts
+ * on the same pages run meanwhile.  Spawned after the vCPUs, joined first.
+ */
+static void *dawdler_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned int gap = S.mix.dawdle_gap_us;
+
+	while (!atomic_load(&S.stop)) {
+		struct worker *v = &S.workers[rnd(&w->rng) % S.opt.vcpus];
+
+		atomic_store(&w->doing, "poking a vCPU");
+		dawdle_poke(v->thread, 50 + rnd(&w->rng) % 451);
+		atomic_store(&w->doing, "running");
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		usleep(gap / 2 + rnd(&w->rng) % gap);
 	}
 	finish(w);
 	return NULL;
@@ -756,6 +782,7 @@ static void choose_mix(void)
 					   .wide_pct = 2,
 					   .write_pct = 25,
 					   .nest_pct = 12,
+					   .dawdle_gap_us = 2000,
 					   .update_gap_us = 200 };
 		return;
 	}
@@ -763,6 +790,7 @@ static void choose_mix(void)
 				   .wide_pct = 5,
 				   .write_pct = 50,
 				   .nest_pct = 25,
+				   .dawdle_gap_us = 200,
 				   .update_gap_us = 50 };
 	if (!S.opt.slots_given)
 		S.opt.slots = 2;
@@ -895,6 +923,7 @@ static void setup(void)
 	}
 	S.mm.vm = S.vm;
 	S.mm.frame_held = frame_held;
+	dawdle_setup();
 	S.update_ns = calloc(MAX_UPDATE_SAMPLES, sizeof(*S.update_ns));
 }
 
@@ -919,16 +948,20 @@ static void run_scenario(void)
 		wait_for_gate_waiter_then(2, u);
 		watch(false);
 	} else {
+		/* vCPUs first: the dawdler picks them by index. */
 		for (unsigned int i = 0; i < S.opt.vcpus; i++)
 			spawn(ROLE_VCPU, vcpu_main);
 		for (unsigned int i = 0; i < S.opt.invalidators; i++)
 			spawn(ROLE_INVALIDATOR, invalidator_main);
 		spawn(ROLE_UPDATER, updater_main);
+		if (S.opt.vcpus && S.mix.dawdle_gap_us)
+			spawn(ROLE_DAWDLER, dawdler_main);
 		watch(true);
 		atomic_store(&S.stop, true);
 		watch(false); /* a thread that cannot stop is hung too */
 	}
-	for (unsigned int i = 0; i < S.nworkers; i++)
+	/* Last spawned first: the dawdler must not poke a vCPU already joined. */
+	for (unsigned int i = S.nworkers; i-- > 0;)
 		pthread_join(S.workers[i].thread, NULL);
 }
 
