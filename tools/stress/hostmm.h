@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The simulated host mm of memslots-stress: real pages, each with a version
- * stamped into its first bytes and its last word, and a remap that does to
+ * stamped into its first bytes and near its end, and a remap that does to
  * the library what the kernel's mm does to KVM.  Its lock stands for the
  * seed's pseudo-lock "mmu_notifier_invalidate_range_start": held around the
  * call of start and around the call of end, never in between.
@@ -28,15 +28,20 @@ struct page_stamp {
 };
 
 /*
- * The stamp's last word, at the end of the page: a vCPU reads the whole page,
- * so a read that is interrupted sees the head and the tail at different times.
+ * vCPU i writes its word at FRAME_WRITES_OFFSET + 8 * i, at the end of the
+ * page (a frame with any of them set is dirty); nothing else writes there.
  */
-#define STAMP_TAIL_OFFSET (MS_PAGE_SIZE - sizeof(uint64_t))
+#define FRAME_WRITERS 16
+#define FRAME_WRITES_OFFSET (MS_PAGE_SIZE - FRAME_WRITERS * sizeof(uint64_t))
+/*
+ * The stamp's last word, just before the vCPUs' words.  A vCPU reads the
+ * page up to it, STAMP_COPY_SIZE bytes: a copy long enough to be interrupted
+ * between head and tail, and clear of what other vCPUs write meanwhile.
+ */
+#define STAMP_TAIL_OFFSET (FRAME_WRITES_OFFSET - sizeof(uint64_t))
+#define STAMP_COPY_SIZE FRAME_WRITES_OFFSET
 /* Written over every word of a reclaimed frame's stamp. */
 #define STAMP_RECLAIMED 0x646d69616c636572ull /* "reclaimd" */
-/* vCPU i writes its word at FRAME_WRITES_OFFSET + 8 * i: such a frame is dirty. */
-#define FRAME_WRITES_OFFSET 256
-#define FRAME_WRITERS 16
 
 /* A stamp as read by a vCPU: the three head words and the tail. */
 struct stamp_view {
@@ -85,7 +90,7 @@ void hostmm_unlock(struct hostmm *mm);
 /* Between start and end: pages [first, first + n) get a new version. */
 void hostmm_remap_change(struct hostmm *mm, unsigned int first, unsigned int n,
 			 enum remap_kind kind);
-/* Decode the stamp of a page-sized copy of a frame, and judge it. */
+/* Decode the stamp of a copy of a frame's first STAMP_COPY_SIZE bytes, and judge it. */
 enum stamp_state stamp_read(const void *page_copy, struct stamp_view *out);
 
 extern const struct ms_frame_ops hostmm_frame_ops;

@@ -187,7 +187,7 @@ static struct ms_region slot_region(unsigned int i, bool moved, uint32_t flags, 
 }
 
 /*
- * A page-sized copy of host page hpage, which had version before when the
+ * A copy of the stamped part of host page hpage, which had version before when the
  * read began.  The host reclaims a frame when its page changes, which it
  * does only after a start covering the page returned: a reclaimed stamp is
  * a frame used after that start, from the beginning of the copy (stale) or
@@ -258,8 +258,8 @@ static void *vcpu_main(void *arg)
 {
 	struct worker *w = arg;
 	struct ms_vcpu *vcpu;
-	/* A whole page per read: the copy is long enough to be interrupted half way. */
-	static __thread char copy[MS_PAGE_SIZE];
+	/* Most of a page per read: long enough to be interrupted half way. */
+	static __thread char copy[STAMP_COPY_SIZE];
 
 	if (ms_vcpu_create(S.vm, &vcpu))
 		return NULL;
