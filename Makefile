@@ -33,7 +33,7 @@ bench: deps
 fuzz: deps
 	scripts/fuzz-smoke.sh
 
-# The whole test suite under ASan+UBSan and under TSan, built with clang.
+# Unit tests and short count-gate stress runs under ASan+UBSan and under TSan, built with clang.
 sanitize: deps
 	scripts/sanitize.sh
 
