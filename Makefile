@@ -44,7 +44,7 @@ fuzz: DEPS = fuzz
 fuzz: deps
 	scripts/fuzz-smoke.sh
 
-# The whole test suite under ASan+UBSan and under TSan, built with clang.
+# Unit tests and short count-gate stress runs under ASan+UBSan and under TSan, built with clang.
 sanitize: DEPS = sanitize
 sanitize: deps
 	scripts/sanitize.sh

@@ -30,6 +30,13 @@ check() {
 
 check "count gate, default workload: clean" 0 "result: clean" "VIOLATED" -- \
 	--gate count --duration 3 --seed 7
+# The edges (tools/stress/edges.c): unaligned and sub-page ranges, overlapping
+# zappers on two slots' pages, vCPUs preempted inside accesses, accesses
+# beyond the guest physical address width.
+check "count gate, edges scenario: clean" 0 "result: clean" "VIOLATED" -- \
+	--gate count --scenario edges --duration 3 --seed 5
+check "count gate, edges scenario, four vCPUs: clean" 0 "result: clean" "VIOLATED" -- \
+	--gate count --scenario edges --duration 3 --seed 11 --vcpus 4 --invalidators 3
 check "count gate, seed's interleaving: no deadlock" 0 "result: clean" "" -- \
 	--gate count --scenario seed-deadlock --watchdog 2
 check "rwsem gate, seed's interleaving: hang detected" 3 "HANG: no progress" "" -- \

@@ -3,12 +3,14 @@
  * memslots-stress: vCPU threads, invalidating threads and a memslot updater
  * run against the simulated host mm (hostmm.c) under one gate design, every
  * invariant checked on every operation, a watchdog for hangs.  Scenarios:
- * default (random workload), seed-deadlock (the seed's three-party
- * interleaving, forced), imbalance (an update between an elided start and
- * its end, forced).  Exit: 0 all held, 1 invariant violated, 2 bad usage,
- * 3 hang.
+ * default (random workload, a share of it at the edges of edges.c), edges
+ * (the same workload crowded onto a few pages, mostly at the edges),
+ * seed-deadlock (the seed's three-party interleaving, forced), imbalance (an
+ * update between an elided start and its end, forced).  Exit: 0 all held,
+ * 1 invariant violated, 2 bad usage, 3 hang.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sched.h>
 #include <getopt.h>
@@ -21,6 +23,7 @@
 
 #include "cli.h"
 #include "histogram.h"
+#include "edges.h"
 #include "hostmm.h"
 
 #define EXIT_VIOLATED 1
@@ -32,6 +35,8 @@
 enum invariant {
 	INV_STALE,
 	INV_TORN,
+	INV_HELD,
+	INV_GPA_WIDTH,
 	INV_NEGATIVE,
 	INV_GENERATION,
 	INV_FRAMES,
@@ -42,6 +47,8 @@ enum invariant {
 static const char *const invariant_names[INV_NR] = {
 	"no stale frame used",
 	"no frame used while its page changed",
+	"no frame held past a start on its page",
+	"no access beyond the guest physical address width",
 	"every end finds its start's count",
 	"start and end see one generation",
 	"every frame got is put once",
@@ -54,6 +61,7 @@ static const char *const invariant_names[INV_NR] = {
  */
 static const char *const invariant_keys[INV_NR] = {
 	[INV_STALE] = "no_stale_frame",		 [INV_TORN] = "no_torn_frame",
+	[INV_HELD] = "no_frame_held_past_start", [INV_GPA_WIDTH] = "no_access_past_width",
 	[INV_NEGATIVE] = "counts_balanced", [INV_GENERATION] = "one_generation",
 	[INV_FRAMES] = "frames_balanced",	 [INV_END_STATE] = "end_state",
 };
@@ -63,12 +71,23 @@ struct options {
 	const char *scenario;
 	double duration, watchdog;
 	uint64_t seed;
-	bool json, lockdep, no_elision, duration_set;
+	bool json, lockdep, no_elision, duration_set, slots_given, related_given;
 	unsigned int vcpus, invalidators, slots, related_pct;
 };
 
-enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_NR };
-static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater" };
+/* How much of the random workload is at the edges; set by the scenario. */
+struct edge_mix {
+	unsigned int unaligned_pct; /* invalidations of byte ranges not page aligned */
+	unsigned int wide_pct;	    /* vCPU reads followed by an access beyond the width */
+	unsigned int write_pct;	    /* vCPU reads followed by a write (makes frames dirty) */
+	unsigned int nest_pct;	    /* invalidations with another one nested inside */
+	unsigned int dawdle_gap_us; /* mean time between two dawdles; 0: no dawdler */
+	unsigned int update_gap_us; /* between two memslot updates */
+};
+
+enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_DAWDLER, ROLE_NR };
+static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater",
+						 "dawdler" };
 
 struct worker {
 	pthread_t thread;
@@ -83,6 +102,7 @@ struct worker {
 
 static struct {
 	struct options opt;
+	struct edge_mix mix;
 	struct hostmm mm;
 	struct ms_vm *vm;
 	struct worker workers[MAX_THREADS];
@@ -108,29 +128,25 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static uint64_t rnd(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
-
 static void violated(enum invariant inv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void violated(enum invariant inv, const char *fmt, ...)
 {
+	char line[512];
 	va_list ap;
+	int n;
 
 	atomic_fetch_add(&S.violations[inv], 1);
 	if (atomic_flag_test_and_set(&S.reported[inv]))
 		return;
-	fprintf(stderr, "memslots-stress: VIOLATED: %s: ", invariant_names[inv]);
+	/* One write per report: two threads' first violations land together. */
+	n = snprintf(line, sizeof(line), "memslots-stress: VIOLATED after %.2f s: %s: ",
+		     now_s() - S.t0, invariant_names[inv]);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "%s\n", line);
 }
 
 /* Invariant 3, through the library's trace hooks (on the calling thread). */
@@ -182,11 +198,80 @@ static struct ms_region slot_region(unsigned int i, bool moved, uint32_t flags, 
 				   .userspace_addr = hostmm_addr(&S.mm, i * SLOT_PAGES) };
 }
 
+/*
+ * A copy of the stamped part of host page hpage, which had version before when the
+ * read began.  The host reclaims a frame when its page changes, which it
+ * does only after a start covering the page returned: a reclaimed stamp is
+ * a frame used after that start, from the beginning of the copy (stale) or
+ * from the middle (used while its page changed).
+ */
+static void check_read(const struct worker *w, const char *copy, unsigned int hpage,
+		       uint64_t before)
+{
+	struct stamp_view st;
+
+	switch (stamp_read(copy, &st)) {
+	case STAMP_RECLAIMED_ALL:
+		violated(INV_STALE,
+			 "vcpu%u read a frame of page %u that the host had reclaimed: the page "
+			 "changed after a start covering it returned",
+			 w->id, hpage);
+		break;
+	case STAMP_RECLAIMED_PART:
+		violated(INV_TORN,
+			 "vcpu%u was still copying a frame of page %u when the host reclaimed "
+			 "it: a start covering the page returned during the access",
+			 w->id, hpage);
+		break;
+	case STAMP_TORN:
+		violated(INV_TORN, "vcpu%u read page %u torn", w->id, hpage);
+		break;
+	case STAMP_OK:
+		if (st.version < before)
+			violated(INV_STALE,
+				 "vcpu%u read version %" PRIu64 " of page %u, which had version %" PRIu64
+				 " before the read",
+				 w->id, st.version, hpage, before);
+		break;
+	}
+}
+
+/*
+ * An access beyond the guest physical address width, near gpa (which the
+ * vCPU has just read, so an entry that a truncated gfn would alias is
+ * likely present): nothing is there, so -EFAULT and nothing else.
+ */
+static void access_wide(struct worker *w, struct ms_vcpu *vcpu, uint64_t gpa, uint64_t word)
+{
+	size_t len;
+	uint64_t wide = edge_wide_gpa(gpa, &w->rng, &len), hva;
+	bool write = rnd(&w->rng) & 1;
+	int r;
+
+	atomic_store(&w->doing, write ? "ms_vcpu_write beyond the guest physical address width"
+				      : "ms_vcpu_read beyond the guest physical address width");
+	if (write)
+		r = ms_vcpu_write(vcpu, 0, wide, &word, len);
+	else
+		r = ms_vcpu_read(vcpu, 0, wide, &word, len);
+	if (r != -EFAULT)
+		violated(INV_GPA_WIDTH,
+			 "vcpu%u: ms_vcpu_%s(gpa %#" PRIx64 ", %zu bytes) returned %d (%s), not "
+			 "-EFAULT",
+			 w->id, write ? "write" : "read", wide, len, r,
+			 r ? strerror(-r) : "reached guest memory");
+	r = ms_gfn_to_hva(vcpu, 0, wide >> MS_PAGE_SHIFT, false, &hva);
+	if (r != -EFAULT)
+		violated(INV_GPA_WIDTH, "vcpu%u: ms_gfn_to_hva(gfn %#" PRIx64 ") returned %d",
+			 w->id, wide >> MS_PAGE_SHIFT, r);
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct worker *w = arg;
 	struct ms_vcpu *vcpu;
-	struct page_stamp st;
+	/* Most of a page per read: long enough to be interrupted half way. */
+	static __thread char copy[STAMP_COPY_SIZE];
 
 	if (ms_vcpu_create(S.vm, &vcpu))
 		return NULL;
@@ -194,25 +279,22 @@ static void *vcpu_main(void *arg)
 		unsigned int slot = rnd(&w->rng) % S.opt.slots, page = rnd(&w->rng) % SLOT_PAGES;
 		bool moved = rnd(&w->rng) & 1;
 		uint64_t gpa = slot_gpa(slot, moved) + (uint64_t)page * MS_PAGE_SIZE;
+		/* Only this vCPU writes this word: the rest of the page stays the host's. */
+		uint64_t mine = gpa + FRAME_WRITES_OFFSET + w->id * sizeof(uint64_t);
 		unsigned int hpage = slot * SLOT_PAGES + page;
 		uint64_t before = atomic_load(&S.mm.version[hpage]);
 
 		atomic_store(
 		    &w->doing,
 		    "ms_vcpu_read (waits while an invalidation or update covers the page)");
-		if (ms_vcpu_read(vcpu, 0, gpa, &st, sizeof(st)) == 0) {
-			if (!stamp_consistent(&st))
-				violated(INV_TORN, "vcpu%u read page %u torn", w->id, hpage);
-			else if (st.version < before)
-				violated(INV_STALE,
-					 "vcpu%u read version %" PRIu64
-					 " of page %u, which had version %" PRIu64
-					 " before the read",
-					 w->id, st.version, hpage, before);
+		if (ms_vcpu_read(vcpu, 0, gpa, copy, sizeof(copy)) == 0) {
+			check_read(w, copy, hpage, before);
+			if (rnd(&w->rng) % 100 < S.mix.wide_pct)
+				access_wide(w, vcpu, mine, before);
 		}
-		if (rnd(&w->rng) % 4 == 0) {
+		if (rnd(&w->rng) % 100 < S.mix.write_pct) {
 			atomic_store(&w->doing, "ms_vcpu_write");
-			ms_vcpu_write(vcpu, 0, gpa + 256 + w->id * 8, &before, sizeof(before));
+			ms_vcpu_write(vcpu, 0, mine, &before, sizeof(before));
 		}
 		atomic_store(&w->doing, "running");
 		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
@@ -222,23 +304,25 @@ static void *vcpu_main(void *arg)
 	return NULL;
 }
 
-/* A range of host pages: inside the slots' pages, or in the pages no slot maps. */
-static void pick_range(struct worker *w, unsigned int *first, unsigned int *n)
+/*
+ * A range of host memory: inside the slots' pages, or in the pages no slot
+ * maps; in bytes, which need not be page aligned.
+ */
+static struct hrange pick_range(struct worker *w)
 {
 	unsigned int mapped = S.opt.slots * SLOT_PAGES, spare = S.mm.npages - mapped;
+	unsigned int first, n = 1 + rnd(&w->rng) % 3;
 
-	*n = 1 + rnd(&w->rng) % 3;
 	if (rnd(&w->rng) % 100 < S.opt.related_pct)
-		*first = rnd(&w->rng) % (mapped - *n + 1);
+		first = rnd(&w->rng) % (mapped - n + 1);
 	else
-		*first = mapped + rnd(&w->rng) % (spare - *n + 1);
+		first = mapped + rnd(&w->rng) % (spare - n + 1);
+	return edge_range(&S.mm, first, n, rnd(&w->rng) % 100 < S.mix.unaligned_pct, &w->rng);
 }
 
-/* Start or end under the host-mm lock, as the kernel's mm calls KVM. */
-static int locked_call(struct worker *w, bool start, unsigned int first, unsigned int n,
-		       bool blockable)
+/* Start or end of [s, e) under the host-mm lock, as the kernel's mm calls KVM. */
+static int locked_call(struct worker *w, bool start, uint64_t s, uint64_t e, bool blockable)
 {
-	uint64_t s = hostmm_addr(&S.mm, first), e = hostmm_addr(&S.mm, first + n);
 	int r = 0;
 
 	atomic_store(&w->doing, start ? "waiting for the host-mm lock, to start an invalidation"
@@ -256,23 +340,20 @@ static int locked_call(struct worker *w, bool start, unsigned int first, unsigne
 	return r;
 }
 
-static void remap(struct worker *w, unsigned int first, unsigned int n, int depth)
+/* The host changes whole pages: every page the byte range touches. */
+static void remap(struct worker *w, struct hrange r, int depth)
 {
 	bool blockable = rnd(&w->rng) % 4 != 0;
 	unsigned int kind = rnd(&w->rng) % 3;
 
-	if (locked_call(w, true, first, n, blockable))
+	if (locked_call(w, true, r.start, r.end, blockable))
 		return; /* non-blockable and refused: nothing to end */
 	check_count();
 	atomic_store(&w->doing, "changing pages between start and end");
-	hostmm_remap_change(&S.mm, first, n, (enum remap_kind)kind);
-	if (depth == 0 && rnd(&w->rng) % 8 == 0) {
-		unsigned int f2, n2;
-
-		pick_range(w, &f2, &n2);
-		remap(w, f2, n2, 1); /* nested, maybe overlapping */
-	}
-	locked_call(w, false, first, n, true);
+	hostmm_remap_change(&S.mm, r.first, r.n, (enum remap_kind)kind);
+	if (depth == 0 && rnd(&w->rng) % 100 < S.mix.nest_pct)
+		remap(w, pick_range(w), 1); /* nested, maybe overlapping */
+	locked_call(w, false, r.start, r.end, true);
 	check_count();
 }
 
@@ -281,10 +362,7 @@ static void *invalidator_main(void *arg)
 	struct worker *w = arg;
 
 	while (!atomic_load(&S.stop)) {
-		unsigned int first, n;
-
-		pick_range(w, &first, &n);
-		remap(w, first, n, 0);
+		remap(w, pick_range(w), 0);
 		atomic_store(&w->doing, "running");
 		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
 		sched_yield();
@@ -335,7 +413,30 @@ static void *updater_main(void *arg)
 		if (update(w, slot_region(i, state[i].moved, state[i].flags, state[i].exists)))
 			violated(INV_END_STATE, "ms_set_memory_region failed on a valid update");
 		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
-		usleep(200);
+		usleep(S.mix.update_gap_us);
+	}
+	finish(w);
+	return NULL;
+}
+
+/*
+ * Preempt random vCPUs for 50 to 500 us wherever they are: sometimes half
+ * way through copying a frame, so that zaps wait for them and other starts
+ * on the same pages run meanwhile.  Spawned after the vCPUs, joined first.
+ */
+static void *dawdler_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned int gap = S.mix.dawdle_gap_us;
+
+	while (!atomic_load(&S.stop)) {
+		struct worker *v = &S.workers[rnd(&w->rng) % S.opt.vcpus];
+
+		atomic_store(&w->doing, "poking a vCPU");
+		dawdle_poke(v->thread, 50 + rnd(&w->rng) % 451);
+		atomic_store(&w->doing, "running");
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		usleep(gap / 2 + rnd(&w->rng) % gap);
 	}
 	finish(w);
 	return NULL;
@@ -370,10 +471,10 @@ static void *seed_a_main(void *arg)
 {
 	struct worker *w = arg;
 
-	locked_call(w, true, 0, 1, true);
+	locked_call(w, true, hostmm_addr(&S.mm, 0), hostmm_addr(&S.mm, 1), true);
 	atomic_store(&S.step, 1);
 	wait_step(3);
-	locked_call(w, false, 0, 1, true);
+	locked_call(w, false, hostmm_addr(&S.mm, 0), hostmm_addr(&S.mm, 1), true);
 	finish(w);
 	return NULL;
 }
@@ -390,7 +491,7 @@ static void *seed_b_main(void *arg)
 	ms_invalidate_range_start(S.vm, hostmm_addr(&S.mm, 1), hostmm_addr(&S.mm, 2), true);
 	atomic_store(&w->holds_hostmm, false);
 	hostmm_unlock(&S.mm);
-	locked_call(w, false, 1, 1, true);
+	locked_call(w, false, hostmm_addr(&S.mm, 1), hostmm_addr(&S.mm, 2), true);
 	finish(w);
 	return NULL;
 }
@@ -414,12 +515,13 @@ static void *imbalance_a_main(void *arg)
 {
 	struct worker *w = arg;
 	unsigned int page = S.opt.slots * SLOT_PAGES;
+	uint64_t s = hostmm_addr(&S.mm, page), e = hostmm_addr(&S.mm, page + 1);
 
-	locked_call(w, true, page, 1, true);
+	locked_call(w, true, s, e, true);
 	check_count();
 	atomic_store(&S.step, 1);
 	wait_step(2);
-	locked_call(w, false, page, 1, true);
+	locked_call(w, false, s, e, true);
 	check_count();
 	finish(w);
 	return NULL;
@@ -743,9 +845,9 @@ static void report(const struct ms_stats *st, double elapsed, int code, bool hun
 		unsigned long v = atomic_load(&S.violations[i]);
 
 		if (v)
-			printf("  invariant %-40s violated x%lu\n", invariant_names[i], v);
+			printf("  invariant %-50s violated x%lu\n", invariant_names[i], v);
 		else
-			printf("  invariant %-40s held%s\n", invariant_names[i],
+			printf("  invariant %-50s held%s\n", invariant_names[i],
 			       hung ? " so far (hung: no end checks)" : "");
 	}
 	printf("  result: %s\n", result_name(code));
@@ -758,14 +860,17 @@ static _Noreturn void usage(int code)
 	fprintf(out,
 		"usage: memslots-stress [options]\n"
 		"  --gate count|rwsem|none   gate design (default count)\n"
-		"  --scenario NAME           default | seed-deadlock | imbalance\n"
-		"  --duration SECONDS        length of the default scenario (default 10); the\n"
-		"                            forced scenarios run to their end and refuse it\n"
+		"  --scenario NAME           default | edges | seed-deadlock | imbalance\n"
+		"  --duration SECONDS        length of the default and edges scenarios (default\n"
+		"                            10); the forced scenarios run to their end and\n"
+		"                            refuse it\n"
 		"  --seed N                  seed of the random choices (default 1)\n"
 		"  --vcpus N                 vCPU threads (default 2, max 6)\n"
 		"  --invalidators N          invalidating threads (default 2, max 6)\n"
-		"  --slots N                 memslots the updater plays with (default 8, max 32)\n"
-		"  --related PERCENT         invalidations that touch slot pages (default 50)\n"
+		"  --slots N                 memslots the updater plays with (default 8, edges 2;\n"
+		"                            max 32)\n"
+		"  --related PERCENT         invalidations that touch slot pages (default 50,\n"
+		"                            edges 90)\n"
 		"  --no-elision              take mmu_lock for every invalidation\n"
 		"  --watchdog SECONDS        no progress for this long (time the process ran,\n"
 		"                            not stopped time) is a hang (default 5)\n"
@@ -776,6 +881,35 @@ static _Noreturn void usage(int code)
 		"  -h, --help                this text\n"
 		"exit: 0 every invariant held, 1 an invariant violated, 2 bad usage, 3 hang\n");
 	exit(code);
+}
+
+/*
+ * The default workload keeps a share of each edge, so that every run looks
+ * at them; edges crowds two invalidators, the updater and the vCPUs onto
+ * two slots' pages, so that zaps of the same entries overlap, and makes
+ * most of the work edges.
+ */
+static void choose_mix(void)
+{
+	if (strcmp(S.opt.scenario, "edges")) {
+		S.mix = (struct edge_mix){ .unaligned_pct = 20,
+					   .wide_pct = 2,
+					   .write_pct = 25,
+					   .nest_pct = 12,
+					   .dawdle_gap_us = 2000,
+					   .update_gap_us = 200 };
+		return;
+	}
+	S.mix = (struct edge_mix){ .unaligned_pct = 50,
+				   .wide_pct = 5,
+				   .write_pct = 50,
+				   .nest_pct = 25,
+				   .dawdle_gap_us = 200,
+				   .update_gap_us = 50 };
+	if (!S.opt.slots_given)
+		S.opt.slots = 2;
+	if (!S.opt.related_given)
+		S.opt.related_pct = 90;
 }
 
 static void parse_options(int argc, char **argv)
@@ -823,10 +957,10 @@ static void parse_options(int argc, char **argv)
 				cli_bad_value("gate", optarg, "count, rwsem or none");
 			break;
 		case 's':
-			if (strcmp(optarg, "default") && strcmp(optarg, "seed-deadlock") &&
-			    strcmp(optarg, "imbalance"))
+			if (strcmp(optarg, "default") && strcmp(optarg, "edges") &&
+			    strcmp(optarg, "seed-deadlock") && strcmp(optarg, "imbalance"))
 				cli_bad_value("scenario", optarg,
-					      "default, seed-deadlock or imbalance");
+					      "default, edges, seed-deadlock or imbalance");
 			S.opt.scenario = optarg;
 			break;
 		case 'd':
@@ -844,9 +978,11 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 'n':
 			S.opt.slots = cli_uint("slots", optarg, 1, 32);
+			S.opt.slots_given = true;
 			break;
 		case 'r':
 			S.opt.related_pct = cli_uint("related", optarg, 0, 100);
+			S.opt.related_given = true;
 			break;
 		case 'E':
 			S.opt.no_elision = true;
@@ -871,9 +1007,21 @@ static void parse_options(int argc, char **argv)
 	if (optind < argc)
 		cli_extra_argument(argv[optind]);
 	/* The forced scenarios run their steps to the end; a length would be a lie. */
-	if (S.opt.duration_set && strcmp(S.opt.scenario, "default"))
+	if (S.opt.duration_set && strcmp(S.opt.scenario, "default") &&
+	    strcmp(S.opt.scenario, "edges"))
 		cli_refuse("--duration: scenario %s runs to its end and takes no duration",
 			   S.opt.scenario);
+	choose_mix();
+}
+
+/* From the host mm's put_frame: see hostmm.h. */
+static void frame_held(unsigned int page, uint64_t frame_version, uint64_t page_version)
+{
+	violated(INV_HELD,
+		 "a frame of page %u (version %" PRIu64 ") that a vCPU wrote was put after the "
+		 "page changed (version %" PRIu64 "): the library held it past a start "
+		 "covering the page that had returned",
+		 page, frame_version, page_version);
 }
 
 static void setup(void)
@@ -899,6 +1047,8 @@ static void setup(void)
 		exit(EXIT_USAGE);
 	}
 	S.mm.vm = S.vm;
+	S.mm.frame_held = frame_held;
+	dawdle_setup();
 	hist_init(&S.update_ns);
 }
 
@@ -923,16 +1073,20 @@ static void run_scenario(void)
 		wait_for_gate_waiter_then(2, u);
 		watch(false);
 	} else {
+		/* vCPUs first: the dawdler picks them by index. */
 		for (unsigned int i = 0; i < S.opt.vcpus; i++)
 			spawn(ROLE_VCPU, vcpu_main);
 		for (unsigned int i = 0; i < S.opt.invalidators; i++)
 			spawn(ROLE_INVALIDATOR, invalidator_main);
 		spawn(ROLE_UPDATER, updater_main);
+		if (S.opt.vcpus && S.mix.dawdle_gap_us)
+			spawn(ROLE_DAWDLER, dawdler_main);
 		watch(true);
 		atomic_store(&S.stop, true);
 		watch(false); /* a thread that cannot stop is hung too */
 	}
-	for (unsigned int i = 0; i < S.nworkers; i++)
+	/* Last spawned first: the dawdler must not poke a vCPU already joined. */
+	for (unsigned int i = S.nworkers; i-- > 0;)
 		pthread_join(S.workers[i].thread, NULL);
 }
 
