@@ -34,7 +34,7 @@ for kind in $kinds; do
 	meson test -C "$dir" --print-errorlogs --suite unit
 	stress "$dir" --duration 3 --seed 7
 	stress "$dir" --scenario edges --duration 3 --seed 5
-	stress "$dir" --scenario seed-deadlock --watchdog 2
+	stress "$dir" --scenario rwsem-deadlock --watchdog 2
 	stress "$dir" --scenario imbalance --watchdog 2
 done
 exit $failed

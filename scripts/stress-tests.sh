@@ -37,18 +37,18 @@ check "count gate, edges scenario: clean" 0 "result: clean" "VIOLATED" -- \
 	--gate count --scenario edges --duration 3 --seed 5
 check "count gate, edges scenario, four vCPUs: clean" 0 "result: clean" "VIOLATED" -- \
 	--gate count --scenario edges --duration 3 --seed 11 --vcpus 4 --invalidators 3
-check "count gate, seed's interleaving: no deadlock" 0 "result: clean" "" -- \
-	--gate count --scenario seed-deadlock --watchdog 2
-check "rwsem gate, seed's interleaving: hang detected" 3 "HANG: no progress" "" -- \
-	--gate rwsem --scenario seed-deadlock --watchdog 1
+check "count gate, upstream interleaving: no deadlock" 0 "result: clean" "" -- \
+	--gate count --scenario rwsem-deadlock --watchdog 2
+check "rwsem gate, upstream interleaving: hang detected" 3 "HANG: no progress" "" -- \
+	--gate rwsem --scenario rwsem-deadlock --watchdog 1
 check "no gate, update inside an invalidation: imbalance detected" 1 \
 	"every end finds its start's count: 1 end(s) found mmu_invalidate_in_progress at 0" "" -- \
 	--gate none --scenario imbalance --watchdog 2
 check "count gate, update inside an invalidation: balanced" 0 "result: clean" "" -- \
 	--gate count --scenario imbalance --watchdog 2
-check "rwsem gate --lockdep: the seed's circular dependency" 3 \
+check "rwsem gate --lockdep: the rwsem circular dependency" 3 \
 	"possible circular locking dependency" "" -- \
-	--gate rwsem --scenario seed-deadlock --lockdep --watchdog 1
+	--gate rwsem --scenario rwsem-deadlock --lockdep --watchdog 1
 check "count gate --lockdep, default workload: no report" 0 "lock validator: 0 report(s)" \
 	"WARNING" -- --gate count --lockdep --duration 3 --seed 3
 check "bad option: one line, exit 2" 2 \
@@ -85,7 +85,7 @@ assert d["exit_code"] == int(sys.argv[3]), d["exit_code"]
 
 check_json "--json, clean run: result clean" 0 clean -- --gate count --duration 2 --json
 check_json "--json on the forced hang: result hang" 3 hang -- \
-	--gate rwsem --scenario seed-deadlock --watchdog 1 --json
+	--gate rwsem --scenario rwsem-deadlock --watchdog 1 --json
 check_json "--json on the violation: result violated" 1 violated -- \
 	--gate none --scenario imbalance --watchdog 2 --json
 

@@ -3,7 +3,7 @@
  * The simulated host mm of memslots-stress: real pages, each with a version
  * stamped into its first bytes and near its end, and a remap that does to
  * the library what the kernel's mm does to KVM.  Its lock stands for the
- * seed's pseudo-lock "mmu_notifier_invalidate_range_start": held around the
+ * kernel's pseudo-lock "mmu_notifier_invalidate_range_start": held around the
  * call of start and around the call of end, never in between.
  *
  * A frame is the host's copy of its page.  When a page changes, the host

@@ -5,7 +5,7 @@
  * invariant checked on every operation, a watchdog for hangs.  Scenarios:
  * default (random workload, a share of it at the edges of edges.c), edges
  * (the same workload crowded onto a few pages, mostly at the edges),
- * seed-deadlock (the seed's three-party interleaving, forced), imbalance (an
+ * rwsem-deadlock (the rwsem three-party interleaving, forced), imbalance (an
  * update between an elided start and its end, forced).  Exit: 0 all held,
  * 1 invariant violated, 2 bad usage, 3 hang.
  */
@@ -461,13 +461,13 @@ static void wait_step(int step)
 }
 
 /*
- * The seed's deadlock, forced.  A opens an invalidation of page 0; the
+ * The rwsem deadlock of Linux commit 52ac8b358b0c, forced.  A opens an invalidation of page 0; the
  * updater then waits on the gate; B takes the host-mm lock and starts on
  * page 1 (the rwsem queues it behind the waiting writer, the host-mm lock
  * still held); A's end needs the host-mm lock.  The count gate never makes
  * B wait, so everyone finishes.
  */
-static void *seed_a_main(void *arg)
+static void *rwsem_a_main(void *arg)
 {
 	struct worker *w = arg;
 
@@ -479,7 +479,7 @@ static void *seed_a_main(void *arg)
 	return NULL;
 }
 
-static void *seed_b_main(void *arg)
+static void *rwsem_b_main(void *arg)
 {
 	struct worker *w = arg;
 
@@ -496,7 +496,7 @@ static void *seed_b_main(void *arg)
 	return NULL;
 }
 
-static void *seed_updater_main(void *arg)
+static void *rwsem_updater_main(void *arg)
 {
 	struct worker *w = arg;
 
@@ -860,7 +860,7 @@ static _Noreturn void usage(int code)
 	fprintf(out,
 		"usage: memslots-stress [options]\n"
 		"  --gate count|rwsem|none   gate design (default count)\n"
-		"  --scenario NAME           default | edges | seed-deadlock | imbalance\n"
+		"  --scenario NAME           default | edges | rwsem-deadlock | imbalance\n"
 		"  --duration SECONDS        length of the default and edges scenarios (default\n"
 		"                            10); the forced scenarios run to their end and\n"
 		"                            refuse it\n"
@@ -958,9 +958,9 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 's':
 			if (strcmp(optarg, "default") && strcmp(optarg, "edges") &&
-			    strcmp(optarg, "seed-deadlock") && strcmp(optarg, "imbalance"))
+			    strcmp(optarg, "rwsem-deadlock") && strcmp(optarg, "imbalance"))
 				cli_bad_value("scenario", optarg,
-					      "default, edges, seed-deadlock or imbalance");
+					      "default, edges, rwsem-deadlock or imbalance");
 			S.opt.scenario = optarg;
 			break;
 		case 'd':
@@ -1054,13 +1054,13 @@ static void setup(void)
 
 static void run_scenario(void)
 {
-	if (!strcmp(S.opt.scenario, "seed-deadlock")) {
+	if (!strcmp(S.opt.scenario, "rwsem-deadlock")) {
 		struct worker *u;
 
 		update(&(struct worker){ 0 }, slot_region(0, false, 0, true));
-		spawn(ROLE_INVALIDATOR, seed_a_main);
-		spawn(ROLE_INVALIDATOR, seed_b_main);
-		u = spawn(ROLE_UPDATER, seed_updater_main);
+		spawn(ROLE_INVALIDATOR, rwsem_a_main);
+		spawn(ROLE_INVALIDATOR, rwsem_b_main);
+		u = spawn(ROLE_UPDATER, rwsem_updater_main);
 		wait_step(1);
 		wait_for_gate_waiter_then(2, u);
 		watch(false);
