@@ -93,6 +93,16 @@ enum ms_gate {
 	 * guarantee; it exists to show what the gate prevents.
 	 */
 	MS_GATE_NONE,
+	/*
+	 * Deadlock-free like MS_GATE_COUNT, and also fair and scalable: starts
+	 * and ends never wait and share no cache line; an update waits only
+	 * for invalidations that were already open when it announced itself,
+	 * that overlap the host memory it newly covers with a slot, and that
+	 * elided.  Deletes, moves and flag changes wait for none.  A start and
+	 * its end make the same decision (the end follows its start's, found
+	 * by range on the calling thread first, then on any thread).
+	 */
+	MS_GATE_FAIR,
 };
 
 struct ms_frame_ops {
@@ -107,14 +117,19 @@ struct ms_frame_ops {
 	 */
 	int (*get_frame)(void *opaque, uint64_t hva, bool write, void **frame);
 	/*
-	 * The entry holding frame is gone and no vCPU uses it any more: release
-	 * it (write it back, unpin it).  Exactly once per frame got.  Runs on
-	 * the thread of whoever zapped the entry (an invalidation start, a
-	 * memslot update, ms_change_pte) or destroyed the VM, before that call
-	 * returns; must not block on a lock that such a caller may hold, and
-	 * must not call back into the library.
+	 * Release a frame (unpin it; write it back if used).  Exactly once per
+	 * frame got.  used: the frame was in an entry, so vCPUs may have read
+	 * or written it; no vCPU uses it any more.  Runs on the thread of
+	 * whoever zapped the entry (an invalidation start, a memslot update,
+	 * ms_change_pte) or destroyed the VM, before that call returns.
+	 * !used: a fault got it but never installed it (it had to retry, or
+	 * lost a race to another vCPU); it is put at once on the vCPU's thread,
+	 * possibly while an invalidation of its page is open, and must not be
+	 * written back (as KVM releases such a page clean).  Must not block on
+	 * a lock that a zapper's caller may hold, and must not call back into
+	 * the library.
 	 */
-	void (*put_frame)(void *opaque, void *frame);
+	void (*put_frame)(void *opaque, void *frame, bool used);
 };
 
 /*
@@ -172,7 +187,9 @@ struct ms_stats {
 	uint64_t generation; /* of the most recently published memslot set */
 	uint64_t mmu_invalidate_seq;
 	int64_t mmu_invalidate_in_progress; /* negative only without a gate */
-	uint64_t in_progress_underflows;    /* ends that took the count below 0 */
+	/* Ends that found the in-progress count at 0, which stays 0: the
+	 * no-gate design's imbalance, or an unmatched end racing a matched one. */
+	uint64_t in_progress_underflows;
 	int64_t mn_active_invalidate_count; /* starts without their end yet */
 	uint32_t gate_waiters;		    /* memslot updates waiting on the gate now */
 	uint64_t change_pte_misuses;	    /* ms_change_pte outside a start/end pair */
@@ -238,11 +255,14 @@ int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool w
  * Copy between buf and guest memory through the secondary MMU, faulting
  * entries in.  -EFAULT if a byte lies outside every valid slot or past
  * guest_phys_bits, or for a write to a READONLY slot; -EINVAL for a bad
- * as_id or a NULL buf with len; get_frame's errno; -EDEADLK if a page is
- * covered by an invalidation that the calling thread holds open, or lies in
- * a slot being deleted or moved by an update that waits for it.
- * Waits (yielding, then sleeping 20 us per retry) while an invalidation of
- * one of the pages is open or a slot is being deleted or moved.
+ * as_id or a NULL buf with len; get_frame's errno; -EDEADLK if it would
+ * wait for an invalidation that the calling thread holds open (see below),
+ * or for an update that waits for one.
+ * Waits (yielding, then sleeping 20 us per retry) while a slot is being
+ * deleted or moved, and while an invalidation covers one of the pages.  As
+ * in KVM, "covers" means the union of the ranges open since the number of
+ * open invalidations that took mmu_lock was last zero: a page between two
+ * open invalidations waits for both.
  * Partial effects: a read that fails on a later page has filled buf up to
  * that page.  A write first checks that every page is writable, so a write
  * that fails that check writes nothing; a concurrent delete or invalidation
@@ -272,8 +292,8 @@ int ms_vcpu_write(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gpa, const 
  * theirs and closes one of them early.
  * Must not be called from frame_ops or trace_ops callbacks.  While a thread
  * holds an invalidation open, its own vCPU accesses to those pages and its
- * own memslot updates fail with -EDEADLK instead of waiting for ever (up to
- * 16 nested invalidations per thread are tracked).
+ * own memslot updates fail with -EDEADLK instead of waiting for ever (any
+ * depth of nesting; the first 16 per thread and VM by range).
  */
 int ms_invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable);
 void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end);

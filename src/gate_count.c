@@ -30,7 +30,8 @@ static void count_destroy(struct ms_vm *vm)
 	ms_spin_lock_destroy(&vm->gate.count.mn_invalidate_lock);
 }
 
-static bool count_invalidate_begin(struct ms_vm *vm, bool blockable)
+static enum ms_gate_entry count_invalidate_begin(struct ms_vm *vm, struct ms_open_inv *inv,
+						  bool blockable)
 {
 	struct ms_gate_count *g = &vm->gate.count;
 
@@ -39,7 +40,7 @@ static bool count_invalidate_begin(struct ms_vm *vm, bool blockable)
 	ms_spin_lock(&g->mn_invalidate_lock);
 	g->mn_active_invalidate_count++;
 	ms_spin_unlock(&g->mn_invalidate_lock);
-	return true;
+	return MS_GATE_ENTERED;
 }
 
 static bool count_invalidate_end(struct ms_vm *vm)
@@ -69,7 +70,7 @@ static bool count_invalidate_end(struct ms_vm *vm)
 	return true;
 }
 
-static void count_update_begin(struct ms_vm *vm)
+static void count_update_begin(struct ms_vm *vm, const struct ms_hva_change *change)
 {
 	struct ms_gate_count *g = &vm->gate.count;
 	uint32_t seq;

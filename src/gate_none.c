@@ -16,11 +16,16 @@ static void none_nop(struct ms_vm *vm)
 {
 }
 
-static bool none_invalidate_begin(struct ms_vm *vm, bool blockable)
+static void none_update_begin(struct ms_vm *vm, const struct ms_hva_change *change)
+{
+}
+
+static enum ms_gate_entry none_invalidate_begin(struct ms_vm *vm, struct ms_open_inv *inv,
+						 bool blockable)
 {
 	/* Pairs with the decrement in none_invalidate_end(). */
 	atomic_fetch_add_explicit(&vm->gate.none.open, 1, memory_order_relaxed);
-	return true;
+	return MS_GATE_ENTERED;
 }
 
 /* Never below zero, even when ends race with an unmatched one. */
@@ -52,7 +57,7 @@ const struct ms_gate_ops ms_gate_none_ops = {
 	.destroy = none_nop,
 	.invalidate_begin = none_invalidate_begin,
 	.invalidate_end = none_invalidate_end,
-	.update_begin = none_nop,
+	.update_begin = none_update_begin,
 	.update_end = none_nop,
 	.active_invalidations = none_active_invalidations,
 	.waiters = none_waiters,

@@ -20,13 +20,15 @@ static void rwsem_gate_destroy(struct ms_vm *vm)
 	ms_rwsem_destroy(&vm->gate.rwsem.mn_slots_rwsem);
 }
 
-static bool rwsem_invalidate_begin(struct ms_vm *vm, bool blockable)
+static enum ms_gate_entry rwsem_invalidate_begin(struct ms_vm *vm, struct ms_open_inv *inv,
+						  bool blockable)
 {
 	/* Pairs with ms_up_read() in rwsem_invalidate_end(). */
 	if (!blockable)
-		return ms_down_read_trylock(&vm->gate.rwsem.mn_slots_rwsem);
+		return ms_down_read_trylock(&vm->gate.rwsem.mn_slots_rwsem) ? MS_GATE_ENTERED
+									     : MS_GATE_REFUSED;
 	ms_down_read(&vm->gate.rwsem.mn_slots_rwsem);
-	return true;
+	return MS_GATE_ENTERED;
 }
 
 static bool rwsem_invalidate_end(struct ms_vm *vm)
@@ -34,7 +36,7 @@ static bool rwsem_invalidate_end(struct ms_vm *vm)
 	return ms_up_read(&vm->gate.rwsem.mn_slots_rwsem);
 }
 
-static void rwsem_update_begin(struct ms_vm *vm)
+static void rwsem_update_begin(struct ms_vm *vm, const struct ms_hva_change *change)
 {
 	ms_down_write(&vm->gate.rwsem.mn_slots_rwsem);
 }

@@ -165,13 +165,14 @@ static void memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
  * of every open invalidation, so that each start and its end see the same
  * memslots (KVM's install_new_memslots).
  */
-static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots)
+static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots,
+				 const struct ms_hva_change *change)
 {
 	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_relaxed) + 1;
 
 	atomic_store_explicit(&slots->generation, gen | MS_MEMSLOT_GEN_UPDATE_IN_PROGRESS,
 			      memory_order_relaxed);
-	ms_gate_update_begin(vm);
+	ms_gate_update_begin(vm, change);
 	/* Pairs with the acquire load in ms_active_memslots(). */
 	atomic_store_explicit(&vm->as[as_id].active, slots, memory_order_release);
 	atomic_store_explicit(&vm->generation, gen, memory_order_release);
@@ -186,8 +187,13 @@ static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms
 static void swap_memslot(struct ms_vm *vm, unsigned int as_id, struct ms_memslot *old,
 			 struct ms_memslot *new)
 {
+	/* Only a new slot covers host memory no slot covered: moves keep theirs. */
+	struct ms_hva_change change = { new ? new->userspace_addr : 0,
+					new ? memslot_hva_end(new) : 0 };
+
 	memslots_replace(inactive_memslots(vm, as_id), old, new);
-	install_new_memslots(vm, as_id, inactive_memslots(vm, as_id));
+	install_new_memslots(vm, as_id, inactive_memslots(vm, as_id),
+			     new && !old ? &change : NULL);
 	memslots_replace(inactive_memslots(vm, as_id), old, new);
 }
 
@@ -327,6 +333,11 @@ static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 		if (base_gfn + npages > vm->max_gfn_end)
 			return -EINVAL;
 	}
+	/* The fair gate would wait for an invalidation this thread holds. */
+	if (change == MS_MR_CREATE && vm->gate_ops == &ms_gate_fair_ops &&
+	    ms_gate_fair_waits_for_caller(vm, r->userspace_addr,
+					  r->userspace_addr + r->memory_size))
+		return -EDEADLK;
 	if (change != MS_MR_DELETE) {
 		new = malloc(sizeof(*new));
 		if (!new)

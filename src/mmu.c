@@ -28,10 +28,11 @@ static int get_frame(struct ms_vm *vm, uint64_t hva, bool write, void **frame)
 	return r;
 }
 
-static void put_frame(struct ms_vm *vm, void *frame)
+/* used: the frame was reachable from an entry, so a vCPU may have written it. */
+static void put_frame(struct ms_vm *vm, void *frame, bool used)
 {
 	if (vm->cfg.frame_ops)
-		vm->cfg.frame_ops->put_frame(vm->cfg.frame_opaque, frame);
+		vm->cfg.frame_ops->put_frame(vm->cfg.frame_opaque, frame, used);
 	ms_stat_inc(vm, frames_put);
 }
 
@@ -56,7 +57,7 @@ static void spt_destroy(struct ms_vm *vm, struct ms_spt *spt, int level)
 		if (level)
 			spt_destroy(vm, (struct ms_spt *)e, level - 1);
 		else
-			put_frame(vm, (void *)(e & ~MS_SPTE_WRITABLE));
+			put_frame(vm, (void *)(e & ~MS_SPTE_WRITABLE), true);
 	}
 	free(spt);
 }
@@ -176,7 +177,7 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	if (r)
 		return r;
 	if ((uintptr_t)frame & MS_SPTE_WRITABLE) {
-		put_frame(vm, frame);
+		put_frame(vm, frame, false);
 		return -EINVAL;
 	}
 
@@ -184,11 +185,14 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	retry = mmu_invalidate_retry_hva(mmu, seq, hva);
 	if (retry != FAULT_GO) {
 		ms_spin_unlock(&mmu->mmu_lock);
-		put_frame(vm, frame); /* never reachable from an entry */
+		put_frame(vm, frame, false); /* never reachable from an entry */
 		ms_stat_inc(vm, fault_retries);
-		/* Only this thread's end could let the retry through. */
-		if (retry == FAULT_RETRY_IN_RANGE &&
-		    ms_invalidation_open_here(vm, hva, hva + MS_PAGE_SIZE))
+		/*
+		 * The in-progress range is the union of the open ones, kept until
+		 * the count drops to zero: if this thread holds one that raised
+		 * the count, only its own end can let the retry through.
+		 */
+		if (retry == FAULT_RETRY_IN_RANGE && ms_unelided_invalidation_open_here(vm))
 			return -EDEADLK;
 		return -EAGAIN;
 	}
@@ -197,7 +201,7 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	ms_spin_unlock(&mmu->mmu_lock);
 
 	if (!installed)
-		put_frame(vm, frame); /* another vCPU won the race; its entry serves */
+		put_frame(vm, frame, false); /* another vCPU won the race; its entry serves */
 	return 0;
 }
 
@@ -312,7 +316,7 @@ void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
 	/* A vCPU that read a zapped entry is done with its frame after this. */
 	ms_synchronize_spte_readers();
 	for (unsigned int i = 0; i < batch->nr; i++)
-		put_frame(vm, batch->frames[i]);
+		put_frame(vm, batch->frames[i], true);
 	batch->nr = 0;
 	ms_spin_lock(&mmu->mmu_lock);
 	zap_batch_unlink(mmu, batch);
@@ -322,16 +326,6 @@ void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
 	ms_spin_unlock(&mmu->mmu_lock);
 	if (wake)
 		ms_futex_wake(&mmu->zaps_done, INT32_MAX);
-}
-
-uint64_t ms_mmu_zap_begin(struct ms_vm *vm)
-{
-	uint64_t ticket;
-
-	ms_spin_lock(&vm->mmu.mmu_lock);
-	ticket = vm->mmu.next_zap_ticket;
-	ms_spin_unlock(&vm->mmu.mmu_lock);
-	return ticket;
 }
 
 /* Under mmu_lock: is a batch older than ticket still in flight? */
@@ -361,12 +355,13 @@ void ms_mmu_zap_end(struct ms_vm *vm, uint64_t ticket)
 void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
 {
 	struct ms_zap_batch batch = { .nr = 0 };
-	uint64_t ticket = ms_mmu_zap_begin(vm);
+	uint64_t ticket;
 	bool done;
 
 	do {
 		ms_spin_lock(&vm->mmu.mmu_lock);
 		done = ms_mmu_zap_locked(vm, as_id, &gfn, end, &batch);
+		ticket = vm->mmu.next_zap_ticket;
 		ms_spin_unlock(&vm->mmu.mmu_lock);
 		ms_mmu_finish_zap(vm, &batch);
 	} while (!done);

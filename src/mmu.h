@@ -13,8 +13,8 @@
  * KVM flushes TLBs before it drops mmu_lock, so whoever takes the lock next
  * finds every cleared entry unused.  Here a zap's grace period and puts run
  * after the lock is dropped, so each zapper instead waits, before it returns,
- * for the batches that were in flight when it began (ms_mmu_zap_begin/end):
- * the state it leaves is as fully flushed as KVM's.
+ * for the batches that were in flight when its last walk found nothing left
+ * (ms_mmu_zap_end): the state it leaves is as fully flushed as KVM's.
  * Table pages are never freed before the VM is destroyed.
  */
 #ifndef MEMSLOTS_MMU_H
@@ -119,10 +119,11 @@ static inline bool ms_mmu_zaps_in_flight(const struct ms_mmu *mmu)
 /* Outside locks and RCU: wait until no vCPU uses the batch's frames, put them. */
 void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch);
 /*
- * A zapper takes a ticket before its first batch and, once its own batches
- * are finished, waits for every batch older than the ticket.  Outside locks.
+ * A zapper reads next_zap_ticket under mmu_lock in the walk that finds
+ * nothing more to zap and, once its own batches are finished, waits for
+ * every batch older than that: any entry of its range that another zapper
+ * cleared sits in one of them.  Outside locks.
  */
-uint64_t ms_mmu_zap_begin(struct ms_vm *vm);
 void ms_mmu_zap_end(struct ms_vm *vm, uint64_t ticket);
 /* Blockable zap of [gfn, end), batch by batch. */
 void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);

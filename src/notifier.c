@@ -11,9 +11,11 @@
  * These run as the embedder's invalidation callbacks: they never take
  * slots_lock (the updater waits on the gate while holding it).
  *
- * Each thread also keeps its own open invalidations (thread-local, no lock),
- * so that a vCPU access or a memslot update that would wait for the calling
- * thread's own end fails with -EDEADLK instead of hanging.
+ * Each start is recorded in the calling thread's record (thread_rec.h) with
+ * its decision, so that a vCPU access or a memslot update that would wait
+ * for the calling thread's own end fails with -EDEADLK instead of hanging,
+ * and so that under MS_GATE_FAIR the end follows its start's decision
+ * instead of deciding again.  The hot counters live there too.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,48 +23,40 @@
 #include "rcu.h"
 #include "vm.h"
 
-/* Nesting deeper than this on one thread is not tracked (never seen in KVM's mm). */
-#define MS_OPEN_HERE_MAX 16
-
-static __thread struct {
-	unsigned int nr;
-	struct {
-		uint64_t vm_serial; /* not the pointer: a later VM may reuse it */
-		uint64_t start, end;
-	} open[MS_OPEN_HERE_MAX];
-} open_here;
-
-static void open_here_push(const struct ms_vm *vm, uint64_t start, uint64_t end)
+/* Does the calling thread hold any invalidation of vm open? */
+static bool invalidation_open_here(struct ms_vm *vm)
 {
-	if (open_here.nr < MS_OPEN_HERE_MAX)
-		open_here.open[open_here.nr++] =
-		    (typeof(open_here.open[0])){ vm->serial, start, end };
-}
+	struct ms_thread_rec *rec = ms_thread_rec_get(vm);
 
-/* An end on another thread than its start is allowed: then nothing is found. */
-static void open_here_pop(const struct ms_vm *vm, uint64_t start, uint64_t end)
-{
-	for (unsigned int i = open_here.nr; i-- > 0;) {
-		if (open_here.open[i].vm_serial != vm->serial || open_here.open[i].start != start ||
-		    open_here.open[i].end != end)
-			continue;
-		open_here.open[i] = open_here.open[--open_here.nr];
-		return;
-	}
-}
-
-bool ms_invalidation_open_here(const struct ms_vm *vm, uint64_t start, uint64_t end)
-{
-	for (unsigned int i = 0; i < open_here.nr; i++)
-		if (open_here.open[i].vm_serial == vm->serial && open_here.open[i].start < end &&
-		    open_here.open[i].end > start)
+	if (!rec)
+		return false;
+	if (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed))
+		return true;
+	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++)
+		if (ms_open_inv_is_open(&rec->inv[i]))
 			return true;
 	return false;
 }
 
-bool ms_update_waits_for_this_thread(const struct ms_vm *vm)
+bool ms_unelided_invalidation_open_here(struct ms_vm *vm)
 {
-	return vm->gate_ops->update_waits && ms_invalidation_open_here(vm, 0, UINT64_MAX);
+	struct ms_thread_rec *rec = ms_thread_rec_get(vm);
+
+	if (!rec)
+		return false;
+	if (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed))
+		return true;
+	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++)
+		if (ms_open_inv_is_open(&rec->inv[i]) &&
+		    atomic_load_explicit(&rec->inv[i].decision, memory_order_relaxed) ==
+			MS_INV_UNELIDED)
+			return true;
+	return false;
+}
+
+bool ms_update_waits_for_this_thread(struct ms_vm *vm)
+{
+	return vm->gate_ops->update_waits && invalidation_open_here(vm);
 }
 
 /* Misuse is counted and said once, on stderr: never a crash, never silent. */
@@ -108,13 +102,14 @@ static bool zap_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t 
 static void zap_hva_range(struct ms_vm *vm, uint64_t start, uint64_t end)
 {
 	struct ms_zap_batch batch = { .nr = 0 };
-	uint64_t ticket = ms_mmu_zap_begin(vm);
+	uint64_t ticket;
 	bool done;
 
 	do {
 		ms_rcu_read_lock();
 		ms_spin_lock(&vm->mmu.mmu_lock);
 		done = ms_for_each_hva_slot(vm, start, end, zap_visit, &batch);
+		ticket = vm->mmu.next_zap_ticket;
 		ms_spin_unlock(&vm->mmu.mmu_lock);
 		ms_rcu_read_unlock();
 		ms_mmu_finish_zap(vm, &batch);
@@ -172,14 +167,14 @@ static void trace_end(struct ms_vm *vm, uint64_t start, uint64_t end, bool elide
 }
 
 /* Whether [start, end) overlaps no memslot, so mmu_lock can be skipped. */
-static bool invalidate_elided(struct ms_vm *vm, uint64_t start, uint64_t end,
-			      void (*trace)(struct ms_vm *, uint64_t, uint64_t, bool, uint64_t))
+/* *gen: the memslot generation the decision was made on, for the trace hooks. */
+static bool invalidate_elided(struct ms_vm *vm, uint64_t start, uint64_t end, uint64_t *gen)
 {
 	bool elided;
 
 	ms_rcu_read_lock();
 	elided = !vm->cfg.no_elision && !range_overlaps_memslot(vm, start, end);
-	trace(vm, start, end, elided, atomic_load_explicit(&vm->generation, memory_order_acquire));
+	*gen = atomic_load_explicit(&vm->generation, memory_order_acquire);
 	ms_rcu_read_unlock();
 	return elided;
 }
@@ -203,72 +198,135 @@ static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint
 	return !would_block;
 }
 
-static int invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
+/* Raise the count and zap, blockably or not; false: refused, nothing changed. */
+static bool invalidate_begin_unelided(struct ms_vm *vm, uint64_t start, uint64_t end,
+				      bool blockable)
 {
-	/* Pairs with invalidate_end in ms_invalidate_range_end(). */
-	if (!vm->gate_ops->invalidate_begin(vm, blockable)) {
-		ms_stat_inc(vm, invalidations_refused);
-		return -EAGAIN;
-	}
+	if (!blockable)
+		return mmu_invalidate_begin_nonblock(vm, start, end);
+	ms_spin_lock(&vm->mmu.mmu_lock);
+	mmu_invalidate_begin(&vm->mmu, start, end);
+	ms_spin_unlock(&vm->mmu.mmu_lock);
+	zap_hva_range(vm, start, end);
+	return true;
+}
 
-	if (invalidate_elided(vm, start, end, trace_start)) {
-		ms_stat_inc(vm, invalidation_starts_elided);
-		return 0;
-	}
-	if (blockable) {
-		ms_spin_lock(&vm->mmu.mmu_lock);
-		mmu_invalidate_begin(&vm->mmu, start, end);
-		ms_spin_unlock(&vm->mmu.mmu_lock);
-		zap_hva_range(vm, start, end);
-	} else if (!mmu_invalidate_begin_nonblock(vm, start, end)) {
+static int invalidate_range_start(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
+				  uint64_t end, bool blockable)
+{
+	struct ms_open_inv *inv = ms_open_inv_push(rec, start, end);
+	/* Pairs with invalidate_end in ms_invalidate_range_end(). */
+	enum ms_gate_entry entry = vm->gate_ops->invalidate_begin(vm, inv, blockable);
+	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_acquire);
+	bool elided;
+
+	if (entry == MS_GATE_REFUSED)
+		goto refused;
+	elided = entry != MS_GATE_UNELIDED && invalidate_elided(vm, start, end, &gen);
+	if (!elided && !invalidate_begin_unelided(vm, start, end, blockable)) {
 		vm->gate_ops->invalidate_end(vm);
-		ms_stat_inc(vm, invalidations_refused);
-		return -EAGAIN;
+		goto refused;
 	}
+	/* Only a start that will have an end is traced. */
+	trace_start(vm, start, end, elided, gen);
+	if (inv)
+		/* Pairs with the acquire in the fair gate's must_wait_for(). */
+		atomic_store_explicit(&inv->decision, elided ? MS_INV_ELIDED : MS_INV_UNELIDED,
+				      memory_order_release);
+	else
+		ms_rec_inc(rec, untracked_open);
+	if (elided)
+		ms_rec_inc(rec, invalidation_starts_elided);
 	return 0;
+refused:
+	if (inv)
+		ms_open_inv_close(inv, true);
+	ms_stat_inc(vm, invalidations_refused);
+	return -EAGAIN;
 }
 
 int ms_invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
 {
+	struct ms_thread_rec *rec;
 	int r;
 
 	if (!vm || start >= end)
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
+	rec = ms_thread_rec_get(vm);
+	if (!rec)
+		return -ENOMEM;
 	ms_lock_acquire(&vm->mn_callback_map, MS_LOCK_SHARED_RECURSIVE);
-	r = invalidate_range_start(vm, start, end, blockable);
+	r = invalidate_range_start(vm, rec, start, end, blockable);
 	ms_lock_release(&vm->mn_callback_map);
-	if (!r) {
-		ms_stat_inc(vm, invalidations_started);
-		open_here_push(vm, start, end);
-	}
+	if (!r)
+		ms_rec_inc(rec, invalidations_started);
 	return r;
+}
+
+/*
+ * The end's decision: its start's where the gate keeps it (found in the
+ * records, or an untracked start of this thread), else decided again.
+ * False: there is no start to end.
+ */
+static bool end_decision(struct ms_vm *vm, struct ms_open_inv *inv, bool untracked,
+			 uint64_t start, uint64_t end, bool *elided)
+{
+	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_acquire);
+
+	if (!vm->gate_ops->ends_follow_starts) {
+		if (vm->gate_ops->active_invalidations(vm) <= 0)
+			return false;
+		*elided = invalidate_elided(vm, start, end, &gen);
+	} else if (inv) {
+		*elided = atomic_load_explicit(&inv->decision, memory_order_relaxed) ==
+			  MS_INV_ELIDED;
+	} else if (untracked) {
+		*elided = false;
+	} else {
+		return false;
+	}
+	trace_end(vm, start, end, *elided, gen);
+	return true;
 }
 
 void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 {
+	struct ms_thread_rec *rec;
+	struct ms_open_inv *inv;
+	bool elided, untracked;
+
 	if (!vm || ms_in_forked_child())
 		return;
-	/* Detected where it is certain: nothing is open at all. */
-	if (start >= end || vm->gate_ops->active_invalidations(vm) <= 0) {
+	rec = ms_thread_rec_get(vm);
+	inv = start < end ? ms_open_inv_find(vm, rec, start, end) : NULL;
+	untracked = !inv && rec && atomic_load_explicit(&rec->untracked_open, memory_order_relaxed);
+	/* Detected where it is certain: nothing is open that this could end. */
+	if (start >= end || !end_decision(vm, inv, untracked, start, end, &elided)) {
 		report_unmatched_end(vm, start, end);
 		return;
 	}
-	open_here_pop(vm, start, end);
+	if (untracked)
+		atomic_store_explicit(&rec->untracked_open, rec->untracked_open - 1,
+				      memory_order_relaxed);
 	ms_lock_acquire(&vm->mn_callback_map, MS_LOCK_SHARED_RECURSIVE);
-	if (invalidate_elided(vm, start, end, trace_end)) {
-		ms_stat_inc(vm, invalidation_ends_elided);
+	if (elided) {
+		if (rec)
+			ms_rec_inc(rec, invalidation_ends_elided);
 	} else {
 		ms_spin_lock(&vm->mmu.mmu_lock);
 		mmu_invalidate_end(vm);
 		ms_spin_unlock(&vm->mmu.mmu_lock);
 	}
+	if (inv)
+		ms_open_inv_close(inv, rec && inv >= rec->inv &&
+					   inv < rec->inv + MS_THREAD_REC_ENTRIES);
 	/* Pairs with invalidate_begin in ms_invalidate_range_start(). */
-	if (vm->gate_ops->invalidate_end(vm))
-		ms_stat_inc(vm, invalidations_ended);
-	else
+	if (!vm->gate_ops->invalidate_end(vm))
 		report_unmatched_end(vm, start, end); /* raced with another unmatched end */
+	else if (rec)
+		ms_rec_inc(rec, invalidations_ended);
 	ms_lock_release(&vm->mn_callback_map);
 }
 

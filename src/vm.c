@@ -10,6 +10,8 @@ int ms_config_init(struct ms_config *cfg)
 {
 	if (!cfg)
 		return -EINVAL;
+	if (ms_in_forked_child())
+		return -ECHILD;
 	*cfg = (struct ms_config){
 		.address_spaces = 2,
 		.slots_per_space = MS_MAX_SLOTS_PER_SPACE,
@@ -68,7 +70,9 @@ int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out)
 				  "invalidation callbacks must not take slots_lock");
 	vm->gate_ops = ms_gate_ops_for(cfg->gate);
 	vm->gate_ops->init(vm);
-	r = ms_memslots_init(vm);
+	r = ms_thread_recs_init(vm);
+	if (!r)
+		r = ms_memslots_init(vm);
 	if (!r)
 		r = ms_mmu_init(vm);
 	if (r) {
@@ -94,6 +98,7 @@ void ms_vm_destroy(struct ms_vm *vm)
 	ms_mmu_destroy(vm);
 	ms_memslots_destroy(vm);
 	vm->gate_ops->destroy(vm);
+	ms_thread_recs_destroy(vm);
 	ms_mutex_destroy(&vm->slots_lock);
 	/* Holds of open invalidations die with the VM, not with a later one here. */
 	ms_lockdep_free_range(vm, sizeof(*vm));
@@ -101,16 +106,16 @@ void ms_vm_destroy(struct ms_vm *vm)
 }
 
 #define LOAD(field) atomic_load_explicit(&vm->stats.field, memory_order_relaxed)
+#define REC_LOAD(field) atomic_load_explicit(&rec->field, memory_order_relaxed)
 
 int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out)
 {
 	if (!vm || !out)
 		return -EINVAL;
+	/* The gate's lock may have been held by a thread lost in the fork. */
+	if (ms_in_forked_child())
+		return -ECHILD;
 	*out = (struct ms_stats){
-		.invalidations_started = LOAD(invalidations_started),
-		.invalidations_ended = LOAD(invalidations_ended),
-		.invalidation_starts_elided = LOAD(invalidation_starts_elided),
-		.invalidation_ends_elided = LOAD(invalidation_ends_elided),
 		.invalidations_refused = LOAD(invalidations_refused),
 		.faults = LOAD(faults),
 		.fault_retries = LOAD(fault_retries),
@@ -132,5 +137,11 @@ int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out)
 		.unmatched_ends = LOAD(unmatched_ends),
 		.gate_waiters = vm->gate_ops->waiters(vm),
 	};
+	ms_for_each_thread_rec(vm, rec) {
+		out->invalidations_started += REC_LOAD(invalidations_started);
+		out->invalidations_ended += REC_LOAD(invalidations_ended);
+		out->invalidation_starts_elided += REC_LOAD(invalidation_starts_elided);
+		out->invalidation_ends_elided += REC_LOAD(invalidation_ends_elided);
+	}
 	return 0;
 }

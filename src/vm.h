@@ -10,7 +10,8 @@
  *    invalidation's start..end.
  *  - address_space.active is published under the gate and read under RCU.
  *  - the secondary MMU has its own lock, mmu_lock (mmu.h).
- *  - stats are relaxed atomics, written anywhere, read by ms_vm_stats.
+ *  - stats are relaxed atomics, written anywhere, read by ms_vm_stats; the
+ *    invalidation hot path's are per thread (thread_rec.h), summed there.
  */
 #ifndef MEMSLOTS_VM_H
 #define MEMSLOTS_VM_H
@@ -24,6 +25,7 @@
 #include "locks.h"
 #include "mmu.h"
 #include "slot_index.h"
+#include "thread_rec.h"
 
 /* Set on a published set until the grace period after its publish ended. */
 #define MS_MEMSLOT_GEN_UPDATE_IN_PROGRESS (1ull << 63)
@@ -53,11 +55,8 @@ struct ms_address_space {
 	struct ms_memslot **id_to_slot; /* the latest state; slots_lock */
 };
 
+/* The slow-path counters; the invalidation hot path counts in thread records. */
 struct ms_vm_stats {
-	_Atomic uint64_t invalidations_started;
-	_Atomic uint64_t invalidations_ended;
-	_Atomic uint64_t invalidation_starts_elided;
-	_Atomic uint64_t invalidation_ends_elided;
 	_Atomic uint64_t invalidations_refused;
 	_Atomic uint64_t faults;
 	_Atomic uint64_t fault_retries;
@@ -94,6 +93,10 @@ struct ms_vm {
 
 	struct ms_mmu mmu;
 	struct ms_vm_stats stats;
+
+	/* Every thread's record of its invalidations on this VM (thread_rec.h). */
+	struct ms_thread_rec *_Atomic thread_recs;
+	struct ms_mutex thread_recs_lock;
 };
 
 struct ms_vcpu {
@@ -112,8 +115,9 @@ struct ms_vcpu {
 	atomic_fetch_add_explicit(&(vm)->stats.field, (n), memory_order_relaxed)
 
 /* notifier.c: the calling thread's own open invalidations. */
-bool ms_invalidation_open_here(const struct ms_vm *vm, uint64_t start, uint64_t end);
-bool ms_update_waits_for_this_thread(const struct ms_vm *vm);
+bool ms_update_waits_for_this_thread(struct ms_vm *vm);
+/* Does the calling thread hold an invalidation of vm that raised the in-progress count? */
+bool ms_unelided_invalidation_open_here(struct ms_vm *vm);
 
 /* rcu.c: in a child of fork() liburcu's registry holds threads that do not exist. */
 extern bool ms_forked;

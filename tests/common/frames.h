@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Bounce frames for tests: get_frame hands out a private copy of the host
- * page and remembers it; put_frame writes it back and checks it was got and
+ * page and remembers it; put_frame writes a used one back and checks it was got and
  * not yet put.  A double or stray put, or a frame never put, is counted.
  */
 #ifndef MEMSLOTS_TEST_FRAMES_H
@@ -54,7 +54,7 @@ static inline int test_get_frame(void *opaque, uint64_t hva, bool write, void **
 	return 0;
 }
 
-static inline void test_put_frame(void *opaque, void *frame)
+static inline void test_put_frame(void *opaque, void *frame, bool used)
 {
 	struct test_frames *tf = opaque;
 
@@ -64,7 +64,8 @@ static inline void test_put_frame(void *opaque, void *frame)
 	for (unsigned int i = 0; i < tf->nr_live; i++) {
 		if (tf->live[i].frame != frame)
 			continue;
-		memcpy((void *)(uintptr_t)tf->live[i].hva, frame, MS_PAGE_SIZE);
+		if (used)
+			memcpy((void *)(uintptr_t)tf->live[i].hva, frame, MS_PAGE_SIZE);
 		tf->live[i] = tf->live[--tf->nr_live];
 		tf->put++;
 		pthread_mutex_unlock(&tf->lock);

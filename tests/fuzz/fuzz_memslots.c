@@ -105,7 +105,7 @@ static int get_frame(void *opaque, uint64_t hva, bool write, void **frame)
 	return 0;
 }
 
-static void put_frame(void *opaque, void *frame)
+static void put_frame(void *opaque, void *frame, bool used)
 {
 	uint64_t hva = (uint64_t)(uintptr_t)frame;
 

@@ -124,6 +124,7 @@ static struct {
 	atomic_bool trapped, release;
 	atomic_ulong got, put;
 	atomic_bool put_armed; /* the trapped frame was put */
+	atomic_bool block_puts, blocked_in_put; /* hold the next put until cleared */
 } trap;
 
 static void trap_handler(int sig, siginfo_t *si, void *uc)
@@ -150,8 +151,12 @@ static int trap_get_frame(void *opaque, uint64_t hva, bool write, void **frame)
 	return 0;
 }
 
-static void trap_put_frame(void *opaque, void *frame)
+static void trap_put_frame(void *opaque, void *frame, bool used)
 {
+	while (atomic_load(&trap.block_puts)) {
+		atomic_store(&trap.blocked_in_put, true);
+		sched_yield();
+	}
 	if (frame == trap.armed)
 		atomic_store(&trap.put_armed, true);
 	atomic_fetch_add(&trap.put, 1);
@@ -250,6 +255,72 @@ static void test_second_start_waits_for_invalidation_zap(void **state)
 static void test_second_start_waits_for_delete_zap(void **state)
 {
 	second_start_waits(true);
+}
+
+static uintptr_t frame_of(struct ms_vm *vm, uint64_t gpa)
+{
+	uintptr_t spte;
+
+	ms_spte_read_lock();
+	spte = ms_spte_lookup(&vm->mmu, 0, gpa >> MS_PAGE_SHIFT);
+	ms_spte_read_unlock();
+	return spte & ~MS_SPTE_WRITABLE;
+}
+
+/*
+ * A zapper that is still putting its first batch when a second zapper
+ * clears an entry of its range must wait for that entry's batch too: its
+ * next walk finds the entry gone.  A full batch is 256 entries, so the
+ * range has one page more; the vCPU is held inside that last page's frame.
+ */
+static void test_start_waits_for_zap_begun_during_its_puts(void **state)
+{
+	enum { N = MS_ZAP_BATCH + 1 };
+	char *h = test_host_alloc(N);
+	uint64_t s = (uintptr_t)h, last = GPA + (N - 1) * MS_PAGE_SIZE;
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, &trap_frame_ops, NULL);
+	struct access_thread vcpu_thread = { .vm = vm, .gpa = last };
+	struct zapper a = { .vm = vm, .start = s, .end = s + N * MS_PAGE_SIZE };
+	struct zapper b = { .vm = vm, .start = s + (N - 1) * MS_PAGE_SIZE, .end = a.end };
+	struct sigaction sa = { .sa_sigaction = trap_handler, .sa_flags = SA_SIGINFO };
+	struct ms_vcpu *vcpu;
+	char c;
+
+	memset(&trap, 0, sizeof(trap));
+	sigaction(SIGSEGV, &sa, NULL);
+	set_region(vm, 0, GPA, N * MS_PAGE_SIZE, h);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + i * MS_PAGE_SIZE, &c, 1), 0);
+	atomic_store(&trap.block_puts, true);
+	pthread_create(&a.thread, NULL, zapper_main, &a);
+	assert_true(test_wait_until(atomic_load(&trap.blocked_in_put)));
+
+	trap.armed = (char *)frame_of(vm, last);
+	assert_int_equal(mprotect(trap.armed, MS_PAGE_SIZE, PROT_NONE), 0);
+	pthread_create(&vcpu_thread.thread, NULL, read_main, &vcpu_thread);
+	assert_true(test_wait_until(atomic_load(&trap.trapped)));
+	pthread_create(&b.thread, NULL, zapper_main, &b);
+	assert_true(test_wait_until(!test_spte_present(vm, 0, last >> MS_PAGE_SHIFT)));
+
+	atomic_store(&trap.block_puts, false);
+	wait_briefly(atomic_load(&a.done));
+	assert_false(atomic_load(&a.done));
+	assert_false(atomic_load(&b.done));
+
+	atomic_store(&trap.release, true);
+	pthread_join(vcpu_thread.thread, NULL);
+	pthread_join(a.thread, NULL);
+	pthread_join(b.thread, NULL);
+	assert_true(a.put_armed_before_return);
+	assert_true(b.put_armed_before_return);
+	ms_invalidate_range_end(vm, b.start, b.end);
+	ms_invalidate_range_end(vm, a.start, a.end);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	assert_int_equal(atomic_load(&trap.got), atomic_load(&trap.put));
+	signal(SIGSEGV, SIG_DFL);
+	test_host_free(h, N);
 }
 
 /* gpas at and past 2^52 never reach guest memory, even with an entry below. */
@@ -537,6 +608,7 @@ int main(void)
 		cmocka_unit_test(test_unaligned_range_holds_fault),
 		cmocka_unit_test(test_second_start_waits_for_invalidation_zap),
 		cmocka_unit_test(test_second_start_waits_for_delete_zap),
+		cmocka_unit_test(test_start_waits_for_zap_begun_during_its_puts),
 		cmocka_unit_test(test_gpa_beyond_width),
 		cmocka_unit_test(test_configured_width),
 		cmocka_unit_test(test_lookup_at_key_space_edges),

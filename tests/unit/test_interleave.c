@@ -414,7 +414,7 @@ static int blocking_get_frame(void *opaque, uint64_t hva, bool write, void **fra
 	return 0;
 }
 
-static void blocking_put_frame(void *opaque, void *frame)
+static void blocking_put_frame(void *opaque, void *frame, bool used)
 {
 }
 

@@ -597,10 +597,6 @@ static double run_invalidations(enum ms_gate gate, bool no_elision, bool related
 	return seconds * 1e9 * nthreads / (pairs ? pairs : 1);
 }
 
-static const char *gate_name(enum ms_gate g)
-{
-	return g == MS_GATE_COUNT ? "count" : g == MS_GATE_RWSEM ? "rwsem" : "none";
-}
 
 static void scenario_invalidate(void)
 {
@@ -614,10 +610,10 @@ static void scenario_invalidate(void)
 	for (unsigned int n = 1; n <= nproc; n++)
 		table(" %9u thr", n);
 	table("\n");
-	for (int g = MS_GATE_COUNT; g <= MS_GATE_NONE; g++)
+	for (int g = MS_GATE_COUNT; g <= MS_GATE_FAIR; g++)
 		for (int off = 0; off < 2; off++)
 			for (int related = 0; related < 2; related++) {
-				table("  %-6s %-8s %-10s", gate_name(g), off ? "off" : "on",
+				table("  %-6s %-8s %-10s", cli_gate_name(g), off ? "off" : "on",
 				      related ? "in a slot" : "no slot");
 				for (unsigned int n = 1; n <= nproc; n++) {
 					double ns = run_invalidations(g, off, related, n, secs);
@@ -628,7 +624,7 @@ static void scenario_invalidate(void)
 									      : "range_no_slot",
 							    .stat = "mean",
 							    .unit = "ns",
-							    .gate = gate_name(g),
+							    .gate = cli_gate_name(g),
 							    .slots = 8,
 							    .threads = n,
 							    .elision =
@@ -664,7 +660,7 @@ static void scenario_update_under_load(void)
 	      "back to back\n");
 	table("  %-6s %8s %12s %12s %12s %s\n", "gate", "updates", "p50 us", "p99 us", "max us",
 	      "starved");
-	for (int g = MS_GATE_COUNT; g <= MS_GATE_NONE; g++) {
+	for (int g = MS_GATE_COUNT; g <= MS_GATE_FAIR; g++) {
 		struct ms_vm *vm = vm_with(g, false);
 		struct inval_thread t[2];
 		atomic_bool stop = false;
@@ -707,12 +703,12 @@ static void scenario_update_under_load(void)
 			if (!c)
 				continue;
 			seen += c;
-			fprintf(dat, "%s %.3f %.4f\n", gate_name(g),
+			fprintf(dat, "%s %.3f %.4f\n", cli_gate_name(g),
 				hist_bucket_high(&lat, i) / 1e3, (double)seen / n);
 		}
 		if (dat)
 			fprintf(dat, "\n\n");
-		table("  %-6s %8d %12s %12s %12s %d over %.0f ms\n", gate_name(g), n,
+		table("  %-6s %8d %12s %12s %12s %d over %.0f ms\n", cli_gate_name(g), n,
 		      fig(b[0], sizeof(b[0]), "%.1f", pct_of(&lat, 50, 1e3)),
 		      fig(b[1], sizeof(b[1]), "%.1f", pct_of(&lat, 99, 1e3)),
 		      fig(b[2], sizeof(b[2]), "%.1f", pct_of(&lat, 100, 1e3)), starved, starved_ms);
@@ -723,7 +719,7 @@ static void scenario_update_under_load(void)
 					    .series = "memslots",
 					    .stat = pct_keys[i],
 					    .unit = "us",
-					    .gate = gate_name(g),
+					    .gate = cli_gate_name(g),
 					    .slots = 9,
 					    .threads = 2,
 					    .elision = ELISION_ON };
@@ -736,7 +732,7 @@ static void scenario_update_under_load(void)
 					    .series = "memslots",
 					    .stat = "count",
 					    .unit = "updates",
-					    .gate = gate_name(g),
+					    .gate = cli_gate_name(g),
 					    .slots = 9,
 					    .threads = 2,
 					    .elision = ELISION_ON };

@@ -103,3 +103,20 @@ void cli_json_string(FILE *f, const char *s)
 	}
 	fputc('"', f);
 }
+
+static const char *const gate_names[] = { "count", "rwsem", "none", "fair" };
+
+const char *cli_gate_name(int gate)
+{
+	return gate >= 0 && gate < (int)(sizeof(gate_names) / sizeof(gate_names[0]))
+		       ? gate_names[gate]
+		       : "?";
+}
+
+int cli_gate(const char *s)
+{
+	for (size_t i = 0; i < sizeof(gate_names) / sizeof(gate_names[0]); i++)
+		if (!strcmp(s, gate_names[i]))
+			return (int)i;
+	cli_bad_value("gate", s, CLI_GATES);
+}

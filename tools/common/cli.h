@@ -32,6 +32,11 @@ unsigned long long cli_uint(const char *opt, const char *s, unsigned long long m
 			    unsigned long long max);
 /* Seconds (a decimal number) in [min, max], else cli_bad_value. */
 double cli_seconds(const char *opt, const char *s, double min, double max);
+/* The gate designs by their option names, in enum ms_gate's order. */
+#define CLI_GATES "count, rwsem, none or fair"
+const char *cli_gate_name(int gate);
+/* --gate's value, else cli_bad_value. */
+int cli_gate(const char *s);
 /* A JSON string literal for s: quotes, backslashes and control bytes escaped. */
 void cli_json_string(FILE *f, const char *s);
 

@@ -197,7 +197,7 @@ static int hostmm_get_frame(void *opaque, uint64_t hva, bool write, void **frame
 	return 0;
 }
 
-static void hostmm_put_frame(void *opaque, void *frame)
+static void hostmm_put_frame(void *opaque, void *frame, bool used)
 {
 	struct hostmm *mm = opaque;
 	struct hframe *f;

@@ -50,7 +50,7 @@ static const char *const invariant_names[INV_NR] = {
 	"no frame held past a start on its page",
 	"no access beyond the guest physical address width",
 	"every end finds its start's count",
-	"start and end see one generation",
+	"start and end decide alike",
 	"every frame got is put once",
 	"at the end: count 0, nothing left",
 };
@@ -118,6 +118,7 @@ static struct {
 } S;
 
 static __thread uint64_t trace_gen[8];
+static __thread bool trace_elided[8];
 static __thread unsigned int trace_depth;
 
 static double now_s(void)
@@ -149,19 +150,31 @@ static void violated(enum invariant inv, const char *fmt, ...)
 	fprintf(stderr, "%s\n", line);
 }
 
-/* Invariant 3, through the library's trace hooks (on the calling thread). */
+/*
+ * Invariant 3, through the library's trace hooks (on the calling thread).
+ * The count and rwsem gates keep the memslots still from start to end, so
+ * both see one generation; the fair gate lets unrelated updates land and
+ * promises the same decision instead.
+ */
 static void trace_start(void *opaque, uint64_t s, uint64_t e, bool elided, uint64_t gen)
 {
-	if (trace_depth < 8)
+	if (trace_depth < 8) {
 		trace_gen[trace_depth] = gen;
+		trace_elided[trace_depth] = elided;
+	}
 	trace_depth++;
 }
 
 static void trace_end(void *opaque, uint64_t s, uint64_t e, bool elided, uint64_t gen)
 {
-	if (trace_depth && --trace_depth < 8 && trace_gen[trace_depth] != gen)
-		violated(INV_GENERATION, "start saw generation %" PRIu64 ", end %" PRIu64,
-			 trace_gen[trace_depth], gen);
+	if (!trace_depth || --trace_depth >= 8)
+		return;
+	if (S.opt.gate == MS_GATE_FAIR ? trace_elided[trace_depth] != elided
+				       : trace_gen[trace_depth] != gen)
+		violated(INV_GENERATION,
+			 "start saw generation %" PRIu64 " (%s), end %" PRIu64 " (%s)",
+			 trace_gen[trace_depth], trace_elided[trace_depth] ? "elided" : "locked",
+			 gen, elided ? "elided" : "locked");
 }
 
 static const struct ms_trace_ops trace_ops = { trace_start, trace_end };
@@ -555,10 +568,6 @@ static void wait_for_gate_waiter_then(int step, const struct worker *updater)
 	atomic_store(&S.step, step);
 }
 
-static const char *gate_name(enum ms_gate g)
-{
-	return g == MS_GATE_COUNT ? "count" : g == MS_GATE_RWSEM ? "rwsem" : "none";
-}
 
 static void hang_report(void)
 {
@@ -566,7 +575,7 @@ static void hang_report(void)
 
 	ms_vm_stats(S.vm, &st);
 	fprintf(stderr, "\nmemslots-stress: HANG: no progress for %.1f s (gate %s)\n",
-		S.opt.watchdog, gate_name(S.opt.gate));
+		S.opt.watchdog, cli_gate_name(S.opt.gate));
 	for (unsigned int i = 0; i < S.nworkers; i++) {
 		struct worker *w = &S.workers[i];
 
@@ -670,7 +679,7 @@ static void watch(bool timed)
 		if (tty && t >= next_line) {
 			fprintf(stderr,
 				"\r[%s] %5.1fs  vcpu %lu  invalidator %lu  updater %lu ops  ",
-				gate_name(S.opt.gate), t - S.t0, last[0], last[1], last[2]);
+				cli_gate_name(S.opt.gate), t - S.t0, last[0], last[1], last[2]);
 			next_line = t + 0.5;
 		}
 		usleep(WATCH_TICK_S * 1e6);
@@ -727,7 +736,7 @@ static void print_json(const struct ms_stats *st, double elapsed, int code, bool
 	printf("{\"schema\":\"memslots-stress/1\",\"version\":\"%s\",\"result\":\"%s\","
 	       "\"exit_code\":%d,\n",
 	       MS_VERSION_STRING, result_name(code), code);
-	printf(" \"options\":{\"gate\":\"%s\",\"scenario\":", gate_name(o->gate));
+	printf(" \"options\":{\"gate\":\"%s\",\"scenario\":", cli_gate_name(o->gate));
 	cli_json_string(stdout, o->scenario);
 	if (timed)
 		printf(",\"duration_s\":%g", o->duration);
@@ -824,7 +833,7 @@ static void report(const struct ms_stats *st, double elapsed, int code, bool hun
 	}
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
-	printf("memslots-stress: gate %s, scenario %s, %.1f s\n", gate_name(S.opt.gate),
+	printf("memslots-stress: gate %s, scenario %s, %.1f s\n", cli_gate_name(S.opt.gate),
 	       S.opt.scenario, elapsed);
 	printf("  %-12s %12s %12s\n", "role", "ops", "ops/s");
 	for (int r = 0; r < ROLE_NR; r++)
@@ -947,14 +956,7 @@ static void parse_options(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
-			if (!strcmp(optarg, "count"))
-				S.opt.gate = MS_GATE_COUNT;
-			else if (!strcmp(optarg, "rwsem"))
-				S.opt.gate = MS_GATE_RWSEM;
-			else if (!strcmp(optarg, "none"))
-				S.opt.gate = MS_GATE_NONE;
-			else
-				cli_bad_value("gate", optarg, "count, rwsem or none");
+			S.opt.gate = cli_gate(optarg);
 			break;
 		case 's':
 			if (strcmp(optarg, "default") && strcmp(optarg, "edges") &&

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Thread records (thread_rec.h).  Each thread keeps a small list of
+ * (VM serial, record) references, the most recently used first, so finding
+ * the caller's record is one thread-local load and one compare.  When the
+ * thread exits, its records are handed back for reuse, but only for VMs
+ * that still exist: live_vms (under live_lock) lists their serials.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "vm.h"
+
+struct rec_ref {
+	uint64_t vm_serial;
+	struct ms_thread_rec *rec;
+	struct rec_ref *next;
+};
+
+static __thread struct rec_ref *recs_here;
+
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *live_vms; /* live_lock */
+static size_t nr_live_vms, live_vms_cap;
+static pthread_key_t recs_key;
+static pthread_once_t recs_once = PTHREAD_ONCE_INIT;
+
+static bool vm_live_locked(uint64_t serial)
+{
+	for (size_t i = 0; i < nr_live_vms; i++)
+		if (live_vms[i] == serial)
+			return true;
+	return false;
+}
+
+/* Thread exit: records of VMs still alive go back for reuse. */
+static void recs_thread_exit(void *unused)
+{
+	struct rec_ref *ref, *next;
+
+	pthread_mutex_lock(&live_lock);
+	for (ref = recs_here; ref; ref = next) {
+		next = ref->next;
+		if (vm_live_locked(ref->vm_serial))
+			atomic_store_explicit(&ref->rec->in_use, false, memory_order_release);
+		free(ref);
+	}
+	recs_here = NULL;
+	pthread_mutex_unlock(&live_lock);
+}
+
+static void recs_init_once(void)
+{
+	pthread_key_create(&recs_key, recs_thread_exit);
+}
+
+int ms_thread_recs_init(struct ms_vm *vm)
+{
+	int r = 0;
+
+	pthread_once(&recs_once, recs_init_once);
+	ms_mutex_init(&vm->thread_recs_lock, "thread_recs_lock");
+	atomic_init(&vm->thread_recs, NULL);
+	pthread_mutex_lock(&live_lock);
+	if (nr_live_vms == live_vms_cap) {
+		size_t cap = live_vms_cap ? 2 * live_vms_cap : 16;
+		uint64_t *grown = realloc(live_vms, cap * sizeof(*grown));
+
+		if (grown) {
+			live_vms = grown;
+			live_vms_cap = cap;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (!r)
+		live_vms[nr_live_vms++] = vm->serial;
+	pthread_mutex_unlock(&live_lock);
+	return r;
+}
+
+/* No thread uses vm any more; threads that did may still exit later. */
+void ms_thread_recs_destroy(struct ms_vm *vm)
+{
+	struct ms_thread_rec *rec, *next;
+
+	pthread_mutex_lock(&live_lock);
+	for (size_t i = 0; i < nr_live_vms; i++) {
+		if (live_vms[i] == vm->serial) {
+			live_vms[i] = live_vms[--nr_live_vms];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&live_lock);
+	for (rec = atomic_load_explicit(&vm->thread_recs, memory_order_relaxed); rec; rec = next) {
+		next = rec->next;
+		free(rec);
+	}
+	ms_mutex_destroy(&vm->thread_recs_lock);
+}
+
+/* A record of vm no thread owns, or a new one; NULL without memory. */
+static struct ms_thread_rec *rec_claim(struct ms_vm *vm)
+{
+	struct ms_thread_rec *rec;
+
+	ms_for_each_thread_rec(vm, free_rec) {
+		bool unused = false;
+
+		if (atomic_compare_exchange_strong(&free_rec->in_use, &unused, true))
+			return free_rec;
+	}
+	rec = aligned_alloc(64, sizeof(*rec));
+	if (!rec)
+		return NULL;
+	*rec = (struct ms_thread_rec){ .in_use = true };
+	ms_mutex_lock(&vm->thread_recs_lock);
+	rec->next = atomic_load_explicit(&vm->thread_recs, memory_order_relaxed);
+	/* Pairs with the acquire load in ms_for_each_thread_rec(). */
+	atomic_store_explicit(&vm->thread_recs, rec, memory_order_release);
+	ms_mutex_unlock(&vm->thread_recs_lock);
+	return rec;
+}
+
+static struct ms_thread_rec *rec_get_slow(struct ms_vm *vm)
+{
+	struct rec_ref **link, *ref;
+
+	for (link = &recs_here; (ref = *link); link = &ref->next) {
+		if (ref->vm_serial != vm->serial)
+			continue;
+		*link = ref->next; /* most recently used first */
+		ref->next = recs_here;
+		recs_here = ref;
+		return ref->rec;
+	}
+	ref = malloc(sizeof(*ref));
+	if (!ref)
+		return NULL;
+	ref->rec = rec_claim(vm);
+	if (!ref->rec) {
+		free(ref);
+		return NULL;
+	}
+	ref->vm_serial = vm->serial;
+	ref->next = recs_here;
+	recs_here = ref;
+	/* Any non-NULL value makes the destructor run at thread exit. */
+	pthread_setspecific(recs_key, ref);
+	return ref->rec;
+}
+
+struct ms_thread_rec *ms_thread_rec_get(struct ms_vm *vm)
+{
+	struct rec_ref *ref = recs_here;
+
+	if (__builtin_expect(ref && ref->vm_serial == vm->serial, 1))
+		return ref->rec;
+	return rec_get_slow(vm);
+}
+
+struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, uint64_t end)
+{
+	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
+		struct ms_open_inv *inv = &rec->inv[i];
+		uint64_t seq = atomic_load_explicit(&inv->seq, memory_order_relaxed);
+
+		if (seq & 1)
+			continue;
+		atomic_store_explicit(&inv->start, start, memory_order_relaxed);
+		atomic_store_explicit(&inv->end, end, memory_order_relaxed);
+		atomic_store_explicit(&inv->seen_gen, 0, memory_order_relaxed);
+		atomic_store_explicit(&inv->decision, MS_INV_UNDECIDED, memory_order_relaxed);
+		inv->opened = ++rec->opens;
+		/* Readers that see it open see its range: pairs with their acquire. */
+		atomic_store_explicit(&inv->seq, seq + 1, memory_order_release);
+		return inv;
+	}
+	return NULL;
+}
+
+static struct ms_open_inv *rec_find(struct ms_thread_rec *rec, uint64_t start, uint64_t end)
+{
+	struct ms_open_inv *best = NULL;
+
+	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
+		struct ms_open_inv *inv = &rec->inv[i];
+
+		if (ms_open_inv_is_open(inv) &&
+		    atomic_load_explicit(&inv->start, memory_order_relaxed) == start &&
+		    atomic_load_explicit(&inv->end, memory_order_relaxed) == end &&
+		    (!best || inv->opened > best->opened))
+			best = inv;
+	}
+	return best;
+}
+
+struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
+				     uint64_t end)
+{
+	struct ms_open_inv *inv = rec ? rec_find(rec, start, end) : NULL;
+
+	if (inv)
+		return inv;
+	/* An end on another thread than its start: the slow way. */
+	ms_for_each_thread_rec(vm, other) {
+		if (other != rec && (inv = rec_find(other, start, end)))
+			return inv;
+	}
+	return NULL;
+}
+
+bool ms_open_inv_close(struct ms_open_inv *inv, bool owner)
+{
+	uint64_t seq = atomic_load_explicit(&inv->seq, memory_order_relaxed);
+
+	if (!(seq & 1))
+		return false;
+	/*
+	 * Release: an updater that sees it closed sees the end's work done.
+	 * Only a second end of the same start could race the owner's store.
+	 */
+	if (owner) {
+		atomic_store_explicit(&inv->seq, seq + 1, memory_order_release);
+		return true;
+	}
+	return atomic_compare_exchange_strong_explicit(&inv->seq, &seq, seq + 1,
+						       memory_order_release, memory_order_relaxed);
+}

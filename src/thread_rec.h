@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Thread records: for each (thread, VM) pair, the invalidations the thread
+ * has open on that VM and the counters of the invalidation hot path.  Only
+ * the owning thread writes a record (an end on another thread closes an
+ * entry with one compare-and-swap), so the elided path shares no cache line
+ * with other threads; memslot updates and ms_vm_stats read every record.
+ *
+ * Locks: records are linked into vm->thread_recs under thread_recs_lock
+ * (a mutex, taken once per thread and VM) and never unlinked before the VM
+ * is destroyed; a record whose thread exited is reused by the next thread.
+ * An entry is open while its seq is odd.
+ */
+#ifndef MEMSLOTS_THREAD_REC_H
+#define MEMSLOTS_THREAD_REC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ms_vm;
+
+/* Open invalidations tracked per thread and VM; deeper nesting is forced unelided. */
+#define MS_THREAD_REC_ENTRIES 16
+
+/* One open invalidation. */
+struct ms_open_inv {
+	_Atomic uint64_t seq; /* odd while open */
+	_Atomic uint64_t start, end;
+	/* MS_GATE_FAIR: the update announcement the start saw (0: not yet looked). */
+	_Atomic uint64_t seen_gen;
+	uint64_t opened; /* the record's open counter at start: the newest matches first */
+	/* The start's decision, published after seen_gen. */
+	_Atomic uint8_t decision;
+};
+
+enum { MS_INV_UNDECIDED, MS_INV_ELIDED, MS_INV_UNELIDED };
+
+struct ms_thread_rec {
+	struct ms_thread_rec *next; /* vm->thread_recs, never unlinked */
+	_Atomic bool in_use;	    /* a live thread owns it */
+	uint64_t opens;		    /* owner only */
+	/* Starts past MS_THREAD_REC_ENTRIES deep: unelided, their ends not matched. */
+	_Atomic uint64_t untracked_open;
+	/* Counters of the hot path: owner-written, summed by ms_vm_stats. */
+	_Atomic uint64_t invalidations_started;
+	_Atomic uint64_t invalidations_ended;
+	_Atomic uint64_t invalidation_starts_elided;
+	_Atomic uint64_t invalidation_ends_elided;
+	struct ms_open_inv inv[MS_THREAD_REC_ENTRIES];
+} __attribute__((aligned(64)));
+
+/* The calling thread's record for vm, NULL only without memory. */
+struct ms_thread_rec *ms_thread_rec_get(struct ms_vm *vm);
+/* Visit every record of vm (racy snapshot of live ones). */
+#define ms_for_each_thread_rec(vm, rec)                                                 \
+	for (struct ms_thread_rec *rec =                                                \
+		 atomic_load_explicit(&(vm)->thread_recs, memory_order_acquire);        \
+	     rec; rec = rec->next)
+int ms_thread_recs_init(struct ms_vm *vm);
+void ms_thread_recs_destroy(struct ms_vm *vm);
+
+/* Owner-only increment: no locked instruction, readers see whole values. */
+#define ms_rec_inc(rec, field)                                                                  \
+	atomic_store_explicit(&(rec)->field,                                                   \
+			      atomic_load_explicit(&(rec)->field, memory_order_relaxed) + 1, \
+			      memory_order_relaxed)
+
+/* Open an entry for [start, end) in the caller's record; NULL if all are in use. */
+struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, uint64_t end);
+/* The newest open entry for [start, end): the caller's own first, then any thread's. */
+struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
+				     uint64_t end);
+/* Close it; false if another end closed it first.  owner: rec is the caller's own. */
+bool ms_open_inv_close(struct ms_open_inv *inv, bool owner);
+
+static inline bool ms_open_inv_is_open(const struct ms_open_inv *inv)
+{
+	return atomic_load_explicit(&inv->seq, memory_order_acquire) & 1;
+}
+
+#endif /* MEMSLOTS_THREAD_REC_H */
