@@ -467,6 +467,80 @@ static void test_own_invalidation_deadlock(void **state)
 	test_host_free(h, 4);
 }
 
+/*
+ * The in-progress range is the union of the open ones until all end: a page
+ * between this thread's open invalidation and one it already ended still
+ * waits for this thread, so the access fails instead of hanging.
+ */
+static void test_own_invalidation_union(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
+	char *h = test_host_alloc(16);
+	uint64_t s = (uintptr_t)h;
+	struct ms_vcpu *vcpu;
+	char c;
+
+	set_region(vm, 0, GPA, 16 * MS_PAGE_SIZE, h);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	assert_int_equal(ms_invalidate_range_start(vm, s, s + MS_PAGE_SIZE, true), 0);
+	assert_int_equal(ms_invalidate_range_start(vm, s + 10 * MS_PAGE_SIZE,
+						   s + 11 * MS_PAGE_SIZE, true),
+			 0);
+	ms_invalidate_range_end(vm, s + 10 * MS_PAGE_SIZE, s + 11 * MS_PAGE_SIZE);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + 10 * MS_PAGE_SIZE, &c, 1), -EDEADLK);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + 5 * MS_PAGE_SIZE, &c, 1), -EDEADLK);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + 12 * MS_PAGE_SIZE, &c, 1), 0);
+	ms_invalidate_range_end(vm, s, s + MS_PAGE_SIZE);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + 5 * MS_PAGE_SIZE, &c, 1), 0);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	test_host_free(h, 16);
+}
+
+struct end_thread {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t start, end;
+};
+
+static void *end_main(void *arg)
+{
+	struct end_thread *t = arg;
+
+	ms_invalidate_range_end(t->vm, t->start, t->end);
+	return NULL;
+}
+
+/* An end on another thread closes the start's record: nothing stays "held". */
+static void test_end_on_another_thread(void **state)
+{
+	static const enum ms_gate gates[] = { MS_GATE_COUNT, MS_GATE_RWSEM, MS_GATE_FAIR };
+
+	for (size_t i = 0; i < sizeof(gates) / sizeof(gates[0]); i++) {
+		struct ms_vm *vm = vm_new(gates[i], NULL, NULL);
+		char *h = test_host_alloc(4);
+		uint64_t s = (uintptr_t)h;
+		struct end_thread t = { .vm = vm, .start = s, .end = s + MS_PAGE_SIZE };
+		struct ms_region r = test_region(0, 1, 2 * GPA, MS_PAGE_SIZE, h + 2 * MS_PAGE_SIZE, 0);
+		struct ms_vcpu *vcpu;
+		char c;
+
+		set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+		assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+		assert_int_equal(ms_invalidate_range_start(vm, t.start, t.end, true), 0);
+		pthread_create(&t.thread, NULL, end_main, &t);
+		pthread_join(t.thread, NULL);
+		assert_int_equal(test_stats(vm).mn_active_invalidate_count, 0);
+		assert_int_equal(test_stats(vm).mmu_invalidate_in_progress, 0);
+		assert_int_equal(test_stats(vm).unmatched_ends, 0);
+		assert_int_equal(ms_set_memory_region(vm, &r), 0);
+		assert_int_equal(ms_vcpu_read(vcpu, 0, GPA, &c, 1), 0);
+		ms_vcpu_destroy(vcpu);
+		ms_vm_destroy(vm);
+		test_host_free(h, 4);
+	}
+}
+
 struct nonblock_thread {
 	pthread_t thread;
 	struct ms_vm *vm;
@@ -614,6 +688,8 @@ int main(void)
 		cmocka_unit_test(test_lookup_at_key_space_edges),
 		cmocka_unit_test(test_unmatched_end),
 		cmocka_unit_test(test_own_invalidation_deadlock),
+		cmocka_unit_test(test_own_invalidation_union),
+		cmocka_unit_test(test_end_on_another_thread),
 		cmocka_unit_test(test_rwsem_nonblockable_refuses),
 		cmocka_unit_test(test_fork_child_fails_cleanly),
 		cmocka_unit_test(test_null_arguments),
