@@ -1,5 +1,6 @@
 #!/bin/sh
-# make run: the default workload under the three gates, then one table.
+# make run: the default workload under each of the four gates, then the
+# starve scenario under the upstream gate and the fair one; one table.
 # Usage: run-main.sh BUILD_DIR [SECONDS_PER_GATE]
 set -u
 stress=$1/tools/stress/memslots-stress
@@ -7,21 +8,32 @@ secs=${2:-10}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
-for gate in count rwsem none; do
-	echo "=== memslots-stress --gate $gate --duration $secs"
-	"$stress" --gate "$gate" --duration "$secs" >"$dir/$gate.out" 2>"$dir/$gate.err"
-	echo $? >"$dir/$gate.rc"
-	cat "$dir/$gate.err" "$dir/$gate.out"
+# run NAME ARGS...: one run, its output kept under NAME
+run() {
+	name=$1
+	shift
+	echo "=== memslots-stress $*"
+	"$stress" "$@" >"$dir/$name.out" 2>"$dir/$name.err"
+	echo $? >"$dir/$name.rc"
+	cat "$dir/$name.err" "$dir/$name.out"
 	echo
+}
+
+rows="count rwsem none fair starve-count starve-fair"
+for gate in count rwsem none fair; do
+	run "$gate" --gate "$gate" --duration "$secs"
+done
+for gate in count fair; do
+	run "starve-$gate" --gate "$gate" --scenario starve --duration "$secs" --starve-bound 2
 done
 
 field() { # field GATE PATTERN AWK-PROGRAM
 	grep -m1 -- "$2" "$dir/$1.out" 2>/dev/null | awk "$3"
 }
 
-echo "=== the upstream argument (Linux 52ac8b358b0c), one gate per line"
-printf '%-6s %-52s %5s %15s %8s %22s\n' gate outcome exit "invalidations/s" elided "update p50 / p99 (us)"
-for gate in count rwsem none; do
+echo "=== the upstream argument (Linux 52ac8b358b0c) and beyond it, one run per line"
+printf '%-13s %-52s %5s %15s %8s %22s\n' run outcome exit "invalidations/s" elided "update p50 / p99 (us)"
+for gate in $rows; do
 	rc=$(cat "$dir/$gate.rc")
 	# The first invariant violated, by its name: "VIOLATED after T s: NAME: ...".
 	first=$(sed -n 's/^memslots-stress: VIOLATED after [0-9.]* s: \([^:]*\):.*/\1/p' \
@@ -31,6 +43,7 @@ for gate in count rwsem none; do
 	3) if [ -n "$first" ]; then what="HANG after: $first"
 	   else what="HANG: the rwsem deadlock (watchdog report)"; fi ;;
 	1) what="VIOLATED: ${first:-an invariant}" ;;
+	4) what="STARVED: an update waited past 2 s" ;;
 	*) what="exit $rc" ;;
 	esac
 	# A hung run reports its figures up to the hang; they say nothing here.
@@ -44,5 +57,5 @@ for gate in count rwsem none; do
 			  if ($i == "p50") p50 = v; if ($i == "p99") p99 = v }
 			  print p50 " / " p99}')
 	fi
-	printf '%-6s %-52s %5s %15s %8s %22s\n' "$gate" "$what" "$rc" "${rate:--}" "${elided:--}" "${lat:--}"
+	printf '%-13s %-52s %5s %15s %8s %22s\n' "$gate" "$what" "$rc" "${rate:--}" "${elided:--}" "${lat:--}"
 done

@@ -37,6 +37,17 @@ check "count gate, edges scenario: clean" 0 "result: clean" "VIOLATED" -- \
 	--gate count --scenario edges --duration 3 --seed 5
 check "count gate, edges scenario, four vCPUs: clean" 0 "result: clean" "VIOLATED" -- \
 	--gate count --scenario edges --duration 3 --seed 11 --vcpus 4 --invalidators 3
+check "fair gate, default workload: clean" 0 "result: clean" "VIOLATED" -- \
+	--gate fair --duration 3 --seed 7
+check "fair gate, edges scenario: clean" 0 "result: clean" "VIOLATED" -- \
+	--gate fair --scenario edges --duration 3 --seed 5
+check "count gate, invalidations open at every instant: update starved" 4 \
+	"STARVED: an update waited over 2.0 s on the gate (bound 2 s)" "VIOLATED" -- \
+	--gate count --scenario starve --duration 6 --starve-bound 2
+check "fair gate, invalidations open at every instant: updates flow" 0 "result: clean" \
+	"STARVED" -- --gate fair --scenario starve --duration 3 --starve-bound 2
+check "fair gate, upstream interleaving: no deadlock" 0 "result: clean" "" -- \
+	--gate fair --scenario rwsem-deadlock --watchdog 2
 check "count gate, upstream interleaving: no deadlock" 0 "result: clean" "" -- \
 	--gate count --scenario rwsem-deadlock --watchdog 2
 check "rwsem gate, upstream interleaving: hang detected" 3 "HANG: no progress" "" -- \

@@ -6,8 +6,10 @@
  * default (random workload, a share of it at the edges of edges.c), edges
  * (the same workload crowded onto a few pages, mostly at the edges),
  * rwsem-deadlock (the rwsem three-party interleaving, forced), imbalance (an
- * update between an elided start and its end, forced).  Exit: 0 all held,
- * 1 invariant violated, 2 bad usage, 3 hang.
+ * update between an elided start and its end, forced), starve (invalidations
+ * of a slot's pages open at every instant while the updater works on that
+ * slot).  Exit: 0 all held, 1 invariant violated, 2 bad usage, 3 hang, 4 an
+ * update starved past --starve-bound (starve only).
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +31,7 @@
 #define EXIT_VIOLATED 1
 #define EXIT_USAGE 2
 #define EXIT_HANG 3
+#define EXIT_STARVED 4
 #define MAX_THREADS 16
 #define SLOT_PAGES 4
 
@@ -69,7 +72,7 @@ static const char *const invariant_keys[INV_NR] = {
 struct options {
 	enum ms_gate gate;
 	const char *scenario;
-	double duration, watchdog;
+	double duration, watchdog, starve_bound;
 	uint64_t seed;
 	bool json, lockdep, no_elision, duration_set, slots_given, related_given;
 	unsigned int vcpus, invalidators, slots, related_pct;
@@ -115,6 +118,9 @@ static struct {
 	struct hist update_ns;
 	/* The scenario's own steps. */
 	atomic_int step;
+	/* starve: invalidations open now, and how long the update waited when starved. */
+	atomic_long starve_open;
+	double starved_s;
 } S;
 
 static __thread uint64_t trace_gen[8];
@@ -437,6 +443,40 @@ static void *updater_main(void *arg)
  * way through copying a frame, so that zaps wait for them and other starts
  * on the same pages run meanwhile.  Spawned after the vCPUs, joined first.
  */
+/*
+ * The starve scenario: two threads invalidate the first slot's pages so that
+ * one is open at every instant.  A thread ends its invalidation only while
+ * the other's is open too (the counter goes from 2 to 1, never to 0); so the
+ * count gate's update, which waits for a moment with none open, never gets
+ * one, while an update that waits only for what was open when it began does.
+ */
+static void *starve_main(void *arg)
+{
+	struct worker *w = arg;
+	struct hrange r = edge_range(&S.mm, 0, SLOT_PAGES, false, &w->rng);
+
+	while (!atomic_load(&S.stop)) {
+		long open;
+
+		if (locked_call(w, true, r.start, r.end, true))
+			continue;
+		atomic_fetch_add(&S.starve_open, 1);
+		atomic_store(&w->doing, "changing pages between start and end");
+		hostmm_remap_change(&S.mm, r.first, r.n, REMAP_REPLACE);
+		atomic_store(&w->doing, "holding its invalidation until the other opens one");
+		do {
+			open = atomic_load(&S.starve_open);
+		} while (!atomic_load(&S.stop) &&
+			 (open < 2 || !atomic_compare_exchange_weak(&S.starve_open, &open, open - 1)));
+		if (atomic_load(&S.stop))
+			atomic_fetch_sub(&S.starve_open, 1);
+		locked_call(w, false, r.start, r.end, true);
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+	}
+	finish(w);
+	return NULL;
+}
+
 static void *dawdler_main(void *arg)
 {
 	struct worker *w = arg;
@@ -663,6 +703,12 @@ static void watch(bool timed)
 		ran += step < 2 * WATCH_TICK_S ? step : 2 * WATCH_TICK_S;
 		if (timed && t - S.t0 >= S.opt.duration)
 			return;
+		/* starve: an update held past the bound while invalidations keep flowing. */
+		if (!strcmp(S.opt.scenario, "starve") && role_active(ROLE_UPDATER) &&
+		    ran - since[ROLE_UPDATER] > S.opt.starve_bound) {
+			S.starved_s = ran - since[ROLE_UPDATER];
+			return;
+		}
 		for (int r = 0; r < ROLE_NR; r++) {
 			unsigned long ops = role_ops(r);
 
@@ -676,6 +722,7 @@ static void watch(bool timed)
 		}
 		if (!timed && !any)
 			return;
+
 		if (tty && t >= next_line) {
 			fprintf(stderr,
 				"\r[%s] %5.1fs  vcpu %lu  invalidator %lu  updater %lu ops  ",
@@ -701,7 +748,10 @@ static void end_checks(void)
 /* The result word of docs/tools.md for an exit code; "starved" is reserved. */
 static const char *result_name(int code)
 {
-	return code == 0 ? "clean" : code == EXIT_HANG ? "hang" : "violated";
+	return code == 0		? "clean"
+	       : code == EXIT_HANG	? "hang"
+	       : code == EXIT_STARVED ? "starved"
+				      : "violated";
 }
 
 /* An invariant's --json key: its own, or one made from its name. */
@@ -730,7 +780,8 @@ static const char *const report_pct_keys[] = { "p50", "p90", "p99", "p99_9" };
 static void print_json(const struct ms_stats *st, double elapsed, int code, bool hung)
 {
 	const struct options *o = &S.opt;
-	bool timed = !strcmp(o->scenario, "default");
+	bool timed = !strcmp(o->scenario, "default") || !strcmp(o->scenario, "edges") ||
+		     !strcmp(o->scenario, "starve");
 	uint64_t v;
 
 	printf("{\"schema\":\"memslots-stress/1\",\"version\":\"%s\",\"result\":\"%s\","
@@ -869,7 +920,7 @@ static _Noreturn void usage(int code)
 	fprintf(out,
 		"usage: memslots-stress [options]\n"
 		"  --gate count|rwsem|none   gate design (default count)\n"
-		"  --scenario NAME           default | edges | rwsem-deadlock | imbalance\n"
+		"  --scenario NAME           default | edges | starve | rwsem-deadlock | imbalance\n"
 		"  --duration SECONDS        length of the default and edges scenarios (default\n"
 		"                            10); the forced scenarios run to their end and\n"
 		"                            refuse it\n"
@@ -883,6 +934,8 @@ static _Noreturn void usage(int code)
 		"  --no-elision              take mmu_lock for every invalidation\n"
 		"  --watchdog SECONDS        no progress for this long (time the process ran,\n"
 		"                            not stopped time) is a hang (default 5)\n"
+		"  --starve-bound SECONDS    starve: an update waiting longer is starved,\n"
+		"                            exit 4 (default 2; keep it below --watchdog)\n"
 		"  --lockdep                 run the lock validator\n"
 		"  --json                    one JSON document (docs/tools.md), also on a hang\n"
 		"                            or a violated invariant\n"
@@ -900,6 +953,9 @@ static _Noreturn void usage(int code)
  */
 static void choose_mix(void)
 {
+	/* starve: the updater works on the one slot whose pages are never free. */
+	if (!strcmp(S.opt.scenario, "starve") && !S.opt.slots_given)
+		S.opt.slots = 1;
 	if (strcmp(S.opt.scenario, "edges")) {
 		S.mix = (struct edge_mix){ .unaligned_pct = 20,
 					   .wide_pct = 2,
@@ -934,6 +990,7 @@ static void parse_options(int argc, char **argv)
 		{ "related", required_argument, NULL, 'r' },
 		{ "no-elision", no_argument, NULL, 'E' },
 		{ "watchdog", required_argument, NULL, 'w' },
+		{ "starve-bound", required_argument, NULL, 'B' },
 		{ "lockdep", no_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "version", no_argument, NULL, 'V' },
@@ -947,6 +1004,7 @@ static void parse_options(int argc, char **argv)
 				  .scenario = "default",
 				  .duration = 10,
 				  .watchdog = 5,
+				  .starve_bound = 2,
 				  .seed = 1,
 				  .vcpus = 2,
 				  .invalidators = 2,
@@ -960,9 +1018,10 @@ static void parse_options(int argc, char **argv)
 			break;
 		case 's':
 			if (strcmp(optarg, "default") && strcmp(optarg, "edges") &&
-			    strcmp(optarg, "rwsem-deadlock") && strcmp(optarg, "imbalance"))
+			    strcmp(optarg, "rwsem-deadlock") && strcmp(optarg, "imbalance") &&
+			    strcmp(optarg, "starve"))
 				cli_bad_value("scenario", optarg,
-					      "default, edges, rwsem-deadlock or imbalance");
+					      "default, edges, starve, rwsem-deadlock or imbalance");
 			S.opt.scenario = optarg;
 			break;
 		case 'd':
@@ -992,6 +1051,9 @@ static void parse_options(int argc, char **argv)
 		case 'w':
 			S.opt.watchdog = cli_seconds("watchdog", optarg, 0.1, 3600);
 			break;
+		case 'B':
+			S.opt.starve_bound = cli_seconds("starve-bound", optarg, 0.01, 3600);
+			break;
 		case 'L':
 			S.opt.lockdep = true;
 			break;
@@ -1010,7 +1072,7 @@ static void parse_options(int argc, char **argv)
 		cli_extra_argument(argv[optind]);
 	/* The forced scenarios run their steps to the end; a length would be a lie. */
 	if (S.opt.duration_set && strcmp(S.opt.scenario, "default") &&
-	    strcmp(S.opt.scenario, "edges"))
+	    strcmp(S.opt.scenario, "edges") && strcmp(S.opt.scenario, "starve"))
 		cli_refuse("--duration: scenario %s runs to its end and takes no duration",
 			   S.opt.scenario);
 	choose_mix();
@@ -1074,6 +1136,15 @@ static void run_scenario(void)
 		wait_step(1);
 		wait_for_gate_waiter_then(2, u);
 		watch(false);
+	} else if (!strcmp(S.opt.scenario, "starve")) {
+		for (unsigned int i = 0; i < S.opt.vcpus; i++)
+			spawn(ROLE_VCPU, vcpu_main);
+		spawn(ROLE_INVALIDATOR, starve_main);
+		spawn(ROLE_INVALIDATOR, starve_main);
+		spawn(ROLE_UPDATER, updater_main);
+		watch(true);
+		atomic_store(&S.stop, true);
+		watch(false);
 	} else {
 		/* vCPUs first: the dawdler picks them by index. */
 		for (unsigned int i = 0; i < S.opt.vcpus; i++)
@@ -1112,6 +1183,13 @@ int main(int argc, char **argv)
 			 atomic_load(&S.mm.frames_got), atomic_load(&S.mm.frames_put),
 			 atomic_load(&S.mm.bad_puts));
 	result = 0;
+	if (S.starved_s > 0) {
+		fprintf(stderr,
+			"memslots-stress: STARVED: an update waited over %.1f s on the gate "
+			"(bound %g s) while invalidations of its pages were open at every instant\n",
+			S.starved_s, S.opt.starve_bound);
+		result = EXIT_STARVED;
+	}
 	for (int i = 0; i < INV_NR; i++)
 		if (atomic_load(&S.violations[i]))
 			result = EXIT_VIOLATED;
