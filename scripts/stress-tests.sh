@@ -63,7 +63,7 @@ check "rwsem gate --lockdep: the rwsem circular dependency" 3 \
 check "count gate --lockdep, default workload: no report" 0 "lock validator: 0 report(s)" \
 	"WARNING" -- --gate count --lockdep --duration 3 --seed 3
 check "bad option: one line, exit 2" 2 \
-	"memslots-stress: bad value for --gate: 'rcu' (expected count, rwsem or none)" "" -- \
+	"memslots-stress: bad value for --gate: 'rcu' (expected count, rwsem, none or fair)" "" -- \
 	--gate rcu
 check "unknown option: one line, exit 2" 2 "memslots-stress: unknown option '--foo' (see --help)" \
 	"" -- --foo

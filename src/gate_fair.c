@@ -203,7 +203,7 @@ static unsigned int fair_waiters(struct ms_vm *vm)
 
 bool ms_gate_fair_waits_for_caller(struct ms_vm *vm, uint64_t start, uint64_t end)
 {
-	struct ms_thread_rec *rec = ms_thread_rec_get(vm);
+	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
 
 	if (!rec)
 		return false;

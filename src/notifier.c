@@ -26,7 +26,7 @@
 /* Does the calling thread hold any invalidation of vm open? */
 static bool invalidation_open_here(struct ms_vm *vm)
 {
-	struct ms_thread_rec *rec = ms_thread_rec_get(vm);
+	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
 
 	if (!rec)
 		return false;
@@ -40,7 +40,7 @@ static bool invalidation_open_here(struct ms_vm *vm)
 
 bool ms_unelided_invalidation_open_here(struct ms_vm *vm)
 {
-	struct ms_thread_rec *rec = ms_thread_rec_get(vm);
+	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
 
 	if (!rec)
 		return false;
@@ -299,7 +299,8 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 
 	if (!vm || ms_in_forked_child())
 		return;
-	rec = ms_thread_rec_get(vm);
+	/* No record here: the start ran on another thread, or never. */
+	rec = ms_thread_rec_peek(vm);
 	inv = start < end ? ms_open_inv_find(vm, rec, start, end) : NULL;
 	untracked = !inv && rec && atomic_load_explicit(&rec->untracked_open, memory_order_relaxed);
 	/* Detected where it is certain: nothing is open that this could end. */

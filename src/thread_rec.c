@@ -123,7 +123,8 @@ static struct ms_thread_rec *rec_claim(struct ms_vm *vm)
 	return rec;
 }
 
-static struct ms_thread_rec *rec_get_slow(struct ms_vm *vm)
+/* The caller's reference for vm, moved to the front; NULL if it has none. */
+static struct rec_ref *ref_find(const struct ms_vm *vm)
 {
 	struct rec_ref **link, *ref;
 
@@ -133,8 +134,27 @@ static struct ms_thread_rec *rec_get_slow(struct ms_vm *vm)
 		*link = ref->next; /* most recently used first */
 		ref->next = recs_here;
 		recs_here = ref;
-		return ref->rec;
+		return ref;
 	}
+	return NULL;
+}
+
+struct ms_thread_rec *ms_thread_rec_peek(const struct ms_vm *vm)
+{
+	struct rec_ref *ref = recs_here;
+
+	if (__builtin_expect(ref && ref->vm_serial == vm->serial, 1))
+		return ref->rec;
+	ref = ref_find(vm);
+	return ref ? ref->rec : NULL;
+}
+
+static struct ms_thread_rec *rec_get_slow(struct ms_vm *vm)
+{
+	struct rec_ref *ref = ref_find(vm);
+
+	if (ref)
+		return ref->rec;
 	ref = malloc(sizeof(*ref));
 	if (!ref)
 		return NULL;

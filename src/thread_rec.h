@@ -50,8 +50,10 @@ struct ms_thread_rec {
 	struct ms_open_inv inv[MS_THREAD_REC_ENTRIES];
 } __attribute__((aligned(64)));
 
-/* The calling thread's record for vm, NULL only without memory. */
+/* The calling thread's record for vm, made on first use; NULL only without memory. May sleep. */
 struct ms_thread_rec *ms_thread_rec_get(struct ms_vm *vm);
+/* The calling thread's record for vm if it has one: never sleeps, never allocates. */
+struct ms_thread_rec *ms_thread_rec_peek(const struct ms_vm *vm);
 /* Visit every record of vm (racy snapshot of live ones). */
 #define ms_for_each_thread_rec(vm, rec)                                                 \
 	for (struct ms_thread_rec *rec =                                                \
