@@ -36,5 +36,8 @@ for kind in $kinds; do
 	stress "$dir" --scenario edges --duration 3 --seed 5
 	stress "$dir" --scenario rwsem-deadlock --watchdog 2
 	stress "$dir" --scenario imbalance --watchdog 2
+	stress "$dir" --gate fair --duration 3 --seed 7
+	stress "$dir" --gate fair --scenario edges --duration 3 --seed 5
+	stress "$dir" --gate fair --scenario starve --duration 3
 done
 exit $failed
