@@ -367,7 +367,7 @@ static long frames_in(uint64_t start, uint64_t end)
 
 /*
  * The embedder's remap of host pages, bracketed as the kernel's mm does: once
- * start returns, no frame of the range may be held (SPEC 3).  A non-blockable
+ * start returns, no frame of the range may be held (the header's promise).  A non-blockable
  * start refuses with -EAGAIN exactly when it would have to zap, i.e. wait a
  * grace period to put frames, and then changes nothing and takes no end.
  * Ranges in the huge slot's part of the host address space hold no frames.
