@@ -166,6 +166,17 @@ struct ms_config {
 	 * (-EFAULT).
 	 */
 	unsigned int guest_phys_bits;
+	/*
+	 * KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: ms_get_dirty_log only reads the
+	 * bitmap; ms_clear_dirty_log clears and write-protects.  Default off.
+	 */
+	bool manual_dirty_log_protect;
+	/*
+	 * KVM_DIRTY_LOG_INITIALLY_SET, with manual protect only (-EINVAL
+	 * without): a slot's bitmap starts all set and nothing is
+	 * write-protected when logging is turned on.  Default off.
+	 */
+	bool dirty_log_initially_set;
 };
 
 /* Append-only: see "ABI" above.  Counters only grow; others are snapshots. */
@@ -304,6 +315,38 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end);
  * and the page is zapped anyway).  May sleep like a blockable start.
  */
 void ms_change_pte(struct ms_vm *vm, uint64_t hva);
+
+/*
+ * Dirty logging (KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG).  For a slot with
+ * MS_MEM_LOG_DIRTY_PAGES every vCPU write sets its page's bit: one bit per
+ * page from the slot's first, in 64-bit words, bit i of word w for page
+ * 64w + i (KVM's little-endian layout); the caller's buffer holds
+ * ceil(npages / 64) words.  Turning the flag on (create or flags update)
+ * allocates a zeroed bitmap (all set with dirty_log_initially_set) and,
+ * unless initially set, write-protects the slot's entries; turning it off
+ * frees it; a move keeps it and its bits; a delete frees it.
+ *
+ * ms_get_dirty_log: copy the slot's bitmap to dirty_bitmap.  Without manual
+ * protect it also clears it and write-protects the pages that were dirty,
+ * waiting until no vCPU can still write through their old entries, so a
+ * copy of those pages made after it returns holds every write it reported.
+ * ms_clear_dirty_log: for the pages of [first_page, first_page + num_pages)
+ * whose bit is set in dirty_bitmap (bit 0 is first_page), clear the slot's
+ * bit and write-protect the page, waiting likewise.  first_page must be a
+ * multiple of 64 and num_pages too unless the range reaches the slot's end.
+ * Both: -EINVAL for a bad address space or slot id, a NULL buffer, or (clear)
+ * a bad range; -ENOENT if the slot does not exist or is not logged.  May
+ * sleep (slots_lock, a grace period); any thread, not from callbacks.
+ *
+ * ms_mark_page_dirty: the embedder wrote the page of gfn through the address
+ * ms_gfn_to_hva gave (as KVM's mark_page_dirty after kvm_write_guest): set
+ * its bit if its slot is logged.  -EFAULT outside every valid slot.  Call
+ * it after the write: a harvest between the mark and the write would lose it.
+ */
+int ms_get_dirty_log(struct ms_vm *vm, uint32_t slot, void *dirty_bitmap);
+int ms_clear_dirty_log(struct ms_vm *vm, uint32_t slot, uint64_t first_page, uint32_t num_pages,
+		       const void *dirty_bitmap);
+int ms_mark_page_dirty(struct ms_vm *vm, unsigned int as_id, uint64_t gfn);
 
 /* A snapshot of the counters; each is exact, together they are not atomic. */
 int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out);

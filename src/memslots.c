@@ -118,8 +118,11 @@ void ms_memslots_destroy(struct ms_vm *vm)
 				slot_index_destroy(as->sets[s].hva_index);
 		}
 		if (as->id_to_slot)
-			for (unsigned int id = 0; id < vm->cfg.slots_per_space; id++)
+			for (unsigned int id = 0; id < vm->cfg.slots_per_space; id++) {
+				if (as->id_to_slot[id])
+					free(as->id_to_slot[id]->dirty_bitmap);
 				free(as->id_to_slot[id]);
+			}
 		free(as->id_to_slot);
 	}
 }
@@ -208,6 +211,23 @@ static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old,
 	ms_mmu_zap_gfn_range(vm, old->as_id, old->base_gfn, old->base_gfn + old->npages);
 }
 
+/*
+ * The new slot's bitmap: its old one while logging stays on (a move or a
+ * flags change keeps the bits, as KVM does), a new one when it is turned on.
+ */
+static int new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
+			    struct ms_memslot *new)
+{
+	if (!(new->flags & MS_MEM_LOG_DIRTY_PAGES))
+		return 0;
+	if (old && old->dirty_bitmap) {
+		new->dirty_bitmap = old->dirty_bitmap;
+		return 0;
+	}
+	new->dirty_bitmap = ms_dirty_bitmap_alloc(vm, new->npages);
+	return new->dirty_bitmap ? 0 : -ENOMEM;
+}
+
 static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot *new,
 		       enum ms_mr_change change)
 {
@@ -234,10 +254,18 @@ static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memsl
 		swap_memslot(vm, as_id, old, new);
 	}
 	vm->as[as_id].id_to_slot[id] = new;
-	free(old); /* Unreachable from both sets, and a grace period has passed. */
+	/* Faults that saw the slot unlogged are over: their entries lose write access. */
+	if (new && new->dirty_bitmap && (!old || !old->dirty_bitmap) &&
+	    !vm->cfg.dirty_log_initially_set)
+		ms_dirty_log_protect_slot(vm, new);
+	/* Unreachable from both sets, and a grace period has passed. */
+	if (old && (!new || new->dirty_bitmap != old->dirty_bitmap))
+		free(old->dirty_bitmap);
+	free(old);
 	ms_stat_inc(vm, memslot_updates);
 	return 0;
 }
+
 
 struct overlap_probe {
 	const struct ms_memslot *self; /* the slot being moved, or NULL */
@@ -348,10 +376,18 @@ static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 					    .flags = r->flags,
 					    .id = id,
 					    .as_id = as_id };
+		ret = new_dirty_bitmap(vm, old, new);
+		if (ret) {
+			free(new);
+			return ret;
+		}
 	}
 	ret = set_memslot(vm, old, new, change);
-	if (ret)
+	if (ret) {
+		if (new && (!old || new->dirty_bitmap != old->dirty_bitmap))
+			free(new->dirty_bitmap);
 		free(new);
+	}
 	return ret;
 }
 

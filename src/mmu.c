@@ -119,6 +119,34 @@ static uintptr_t spte_install(struct ms_vm *vm, struct ms_mmu_memory_cache *cach
 	return 0;
 }
 
+/* Under mmu_lock: the present entry of gfn, as a pointer into its table. */
+static _Atomic uintptr_t *spte_ptr(struct ms_spt *root, uint64_t gfn)
+{
+	struct ms_spt *spt = root;
+
+	for (int level = MS_SPT_LEVELS - 1; level > 0 && spt; level--)
+		spt = (struct ms_spt *)atomic_load_explicit(
+		    &spt->ent[(gfn >> (level * MS_SPT_BITS)) & (MS_SPT_ENTRIES - 1)],
+		    memory_order_relaxed);
+	return spt ? &spt->ent[gfn & (MS_SPT_ENTRIES - 1)] : NULL;
+}
+
+/* Under mmu_lock; a vCPU sees either value, both with the same frame. */
+static void spte_make_writable(struct ms_spt *const *root, uint64_t gfn)
+{
+	_Atomic uintptr_t *ent = spte_ptr(*root, gfn);
+
+	atomic_fetch_or_explicit(ent, MS_SPTE_WRITABLE, memory_order_release);
+}
+
+bool ms_mmu_write_protect_locked(struct ms_vm *vm, unsigned int as_id, uint64_t gfn)
+{
+	_Atomic uintptr_t *ent = spte_ptr(vm->mmu.roots[as_id], gfn);
+
+	return ent && (atomic_fetch_and_explicit(ent, ~MS_SPTE_WRITABLE, memory_order_relaxed) &
+		       MS_SPTE_WRITABLE);
+}
+
 enum fault_retry { FAULT_GO, FAULT_RETRY, FAULT_RETRY_IN_RANGE };
 
 /*
@@ -150,7 +178,7 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	struct ms_mmu *mmu = &vm->mmu;
 	const struct ms_memslot *slot;
 	enum fault_retry retry;
-	uintptr_t spte;
+	uintptr_t spte, old;
 	uint64_t seq, hva;
 	bool writable, installed;
 	void *frame;
@@ -164,10 +192,14 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	/* Going away: retry until the update is over, unless that is us. */
 	if (slot->flags & MS_MEMSLOT_INVALID)
 		return ms_update_waits_for_this_thread(vm) ? -EDEADLK : -EAGAIN;
-	/* Like KVM, map writable whenever the slot allows, not only on writes. */
-	writable = !(slot->flags & MS_MEM_READONLY);
-	if (write && !writable)
+	if (write && (slot->flags & MS_MEM_READONLY))
 		return -EFAULT;
+	/*
+	 * Like KVM, map writable whenever the slot allows, not only on writes;
+	 * but a logged slot's page becomes writable only by a write, which
+	 * marks it dirty.
+	 */
+	writable = !(slot->flags & MS_MEM_READONLY) && (write || !slot->dirty_bitmap);
 	r = mmu_topup_memory_cache(&vcpu->spt_cache);
 	if (r)
 		return r;
@@ -197,7 +229,14 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 		return -EAGAIN;
 	}
 	spte = (uintptr_t)frame | (writable ? MS_SPTE_WRITABLE : 0);
-	installed = !spte_install(vm, &vcpu->spt_cache, as_id, gfn, spte);
+	old = spte_install(vm, &vcpu->spt_cache, as_id, gfn, spte);
+	installed = !old;
+	/* A write to a write-protected entry of a logged slot: upgrade it. */
+	if (old && writable && !(old & MS_SPTE_WRITABLE))
+		spte_make_writable(&mmu->roots[as_id], gfn);
+	/* Marked in the same critical section as a harvest clears and protects. */
+	if (writable && slot->dirty_bitmap)
+		ms_mark_dirty_locked(slot, gfn);
 	ms_spin_unlock(&mmu->mmu_lock);
 
 	if (!installed)
@@ -299,6 +338,23 @@ bool ms_mmu_zap_locked(struct ms_vm *vm, unsigned int as_id, uint64_t *gfn, uint
 static bool found_visit(struct ms_vm *vm, _Atomic uintptr_t *ent, void *ctx)
 {
 	return false;
+}
+
+static bool write_protect_visit(struct ms_vm *vm, _Atomic uintptr_t *ent, void *protected)
+{
+	*(bool *)protected |=
+	    atomic_fetch_and_explicit(ent, ~MS_SPTE_WRITABLE, memory_order_relaxed) &
+	    MS_SPTE_WRITABLE;
+	return true;
+}
+
+bool ms_mmu_write_protect_range_locked(struct ms_vm *vm, unsigned int as_id, uint64_t gfn,
+				       uint64_t end)
+{
+	bool protected = false;
+
+	spte_walk(vm, as_id, &gfn, end, write_protect_visit, &protected);
+	return protected;
 }
 
 bool ms_mmu_range_populated(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)

@@ -109,6 +109,11 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
  */
 bool ms_mmu_zap_locked(struct ms_vm *vm, unsigned int as_id, uint64_t *gfn, uint64_t end,
 		       struct ms_zap_batch *batch);
+/* Under mmu_lock: take write access from gfn's entry; true if it had it. */
+bool ms_mmu_write_protect_locked(struct ms_vm *vm, unsigned int as_id, uint64_t gfn);
+/* Under mmu_lock: the same for every entry of [gfn, end). */
+bool ms_mmu_write_protect_range_locked(struct ms_vm *vm, unsigned int as_id, uint64_t gfn,
+				       uint64_t end);
 /* Under mmu_lock: whether any entry of [gfn, end) is present. */
 bool ms_mmu_range_populated(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
 /* Under mmu_lock: whether some zapped frame is still to be put. */

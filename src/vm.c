@@ -31,6 +31,8 @@ static int check_config(const struct ms_config *cfg)
 		return -EINVAL;
 	if (!ms_gate_ops_for(cfg->gate))
 		return -EINVAL;
+	if (cfg->dirty_log_initially_set && !cfg->manual_dirty_log_protect)
+		return -EINVAL;
 	if (cfg->guest_phys_bits < MS_GUEST_PHYS_BITS_MIN ||
 	    cfg->guest_phys_bits > MS_GUEST_PHYS_BITS_MAX)
 		return -EINVAL;

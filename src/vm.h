@@ -40,6 +40,9 @@ struct ms_memslot {
 	uint32_t flags;
 	uint16_t id;
 	uint16_t as_id;
+	/* With MS_MEM_LOG_DIRTY_PAGES: a bit per page, shared by the copies
+	 * of the slot an update makes (dirty_log.c); its words change. */
+	_Atomic uint64_t *dirty_bitmap;
 };
 
 /* One memslot set; an address space has two and publishes one at a time. */
@@ -125,6 +128,13 @@ static inline bool ms_in_forked_child(void)
 {
 	return __builtin_expect(__atomic_load_n(&ms_forked, __ATOMIC_RELAXED), 0);
 }
+
+/* dirty_log.c */
+uint64_t ms_dirty_bitmap_words(uint64_t npages);
+_Atomic uint64_t *ms_dirty_bitmap_alloc(const struct ms_vm *vm, uint64_t npages);
+void ms_mark_dirty_locked(const struct ms_memslot *slot, uint64_t gfn);
+void ms_mark_dirty(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn);
+void ms_dirty_log_protect_slot(struct ms_vm *vm, const struct ms_memslot *slot);
 
 /* memslots.c */
 int ms_memslots_init(struct ms_vm *vm);
