@@ -1,6 +1,7 @@
 #!/bin/sh
 # make run: the default workload under each of the four gates, then the
-# starve scenario under the upstream gate and the fair one; one table.
+# starve scenario under the upstream gate and the fair one, and a live
+# migration over the dirty log; one table.
 # Usage: run-main.sh BUILD_DIR [SECONDS_PER_GATE]
 set -u
 stress=$1/tools/stress/memslots-stress
@@ -19,13 +20,14 @@ run() {
 	echo
 }
 
-rows="count rwsem none fair starve-count starve-fair"
+rows="count rwsem none fair starve-count starve-fair migrate"
 for gate in count rwsem none fair; do
 	run "$gate" --gate "$gate" --duration "$secs"
 done
 for gate in count fair; do
 	run "starve-$gate" --gate "$gate" --scenario starve --duration "$secs" --starve-bound 2
 done
+run migrate --scenario migrate --duration "$secs"
 
 field() { # field GATE PATTERN AWK-PROGRAM
 	grep -m1 -- "$2" "$dir/$1.out" 2>/dev/null | awk "$3"

@@ -48,6 +48,10 @@ check "fair gate, invalidations open at every instant: updates flow" 0 "result: 
 	"STARVED" -- --gate fair --scenario starve --duration 3 --starve-bound 2
 check "fair gate, upstream interleaving: no deadlock" 0 "result: clean" "" -- \
 	--gate fair --scenario rwsem-deadlock --watchdog 2
+check "migration over the dirty log: no page lost" 0 "result: clean" "VIOLATED" -- \
+	--scenario migrate --duration 3 --seed 3
+check "migration with manual protect, fair gate: no page lost" 0 "result: clean" "VIOLATED" -- \
+	--scenario migrate --manual-protect --gate fair --duration 3 --seed 4
 check "count gate, upstream interleaving: no deadlock" 0 "result: clean" "" -- \
 	--gate count --scenario rwsem-deadlock --watchdog 2
 check "rwsem gate, upstream interleaving: hang detected" 3 "HANG: no progress" "" -- \

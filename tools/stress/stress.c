@@ -8,7 +8,8 @@
  * rwsem-deadlock (the rwsem three-party interleaving, forced), imbalance (an
  * update between an elided start and its end, forced), starve (invalidations
  * of a slot's pages open at every instant while the updater works on that
- * slot).  Exit: 0 all held, 1 invariant violated, 2 bad usage, 3 hang, 4 an
+ * slot), migrate (pre-copy rounds over the dirty log while vCPUs write;
+ * the destination must equal the source).  Exit: 0 all held, 1 invariant violated, 2 bad usage, 3 hang, 4 an
  * update starved past --starve-bound (starve only).
  */
 #include <errno.h>
@@ -44,6 +45,7 @@ enum invariant {
 	INV_GENERATION,
 	INV_FRAMES,
 	INV_END_STATE,
+	INV_MIGRATED,
 	INV_NR
 };
 
@@ -56,6 +58,7 @@ static const char *const invariant_names[INV_NR] = {
 	"start and end decide alike",
 	"every frame got is put once",
 	"at the end: count 0, nothing left",
+	"no dirty page lost in migration",
 };
 
 /*
@@ -67,6 +70,7 @@ static const char *const invariant_keys[INV_NR] = {
 	[INV_HELD] = "no_frame_held_past_start", [INV_GPA_WIDTH] = "no_access_past_width",
 	[INV_NEGATIVE] = "counts_balanced", [INV_GENERATION] = "one_generation",
 	[INV_FRAMES] = "frames_balanced",	 [INV_END_STATE] = "end_state",
+	[INV_MIGRATED] = "no_lost_dirty_page",
 };
 
 struct options {
@@ -74,7 +78,7 @@ struct options {
 	const char *scenario;
 	double duration, watchdog, starve_bound;
 	uint64_t seed;
-	bool json, lockdep, no_elision, duration_set, slots_given, related_given;
+	bool json, lockdep, no_elision, duration_set, slots_given, related_given, manual_protect;
 	unsigned int vcpus, invalidators, slots, related_pct;
 };
 
@@ -88,9 +92,9 @@ struct edge_mix {
 	unsigned int update_gap_us; /* between two memslot updates */
 };
 
-enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_DAWDLER, ROLE_NR };
-static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater",
-						 "dawdler" };
+enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_DAWDLER, ROLE_MIGRATOR, ROLE_NR };
+static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater", "dawdler",
+						 "migrator" };
 
 struct worker {
 	pthread_t thread;
@@ -439,11 +443,6 @@ static void *updater_main(void *arg)
 }
 
 /*
- * Preempt random vCPUs for 50 to 500 us wherever they are: sometimes half
- * way through copying a frame, so that zaps wait for them and other starts
- * on the same pages run meanwhile.  Spawned after the vCPUs, joined first.
- */
-/*
  * The starve scenario: two threads invalidate the first slot's pages so that
  * one is open at every instant.  A thread ends its invalidation only while
  * the other's is open too (the counter goes from 2 to 1, never to 0); so the
@@ -477,6 +476,147 @@ static void *starve_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The migrate scenario: live migration by pre-copy.  vCPUs write words into
+ * the logged slots' pages (directly: no frame_ops, so the host pages are the
+ * source); a migrator harvests each slot's dirty log and copies the dirty
+ * pages to a destination, round after round, while invalidations and slot
+ * moves (which keep the bits) and logging flips of a scratch slot go on.
+ * After the vCPUs stop, a final round; then every page of every logged slot
+ * must be equal at the source and the destination.
+ */
+static char *migrate_dest;
+static _Atomic bool migrate_moved[32];
+
+static void *migrate_vcpu_main(void *arg)
+{
+	struct worker *w = arg;
+	struct ms_vcpu *vcpu;
+	uint64_t n = 0;
+
+	if (ms_vcpu_create(S.vm, &vcpu))
+		return NULL;
+	while (!atomic_load(&S.stop)) {
+		unsigned int slot = rnd(&w->rng) % S.opt.slots, page = rnd(&w->rng) % SLOT_PAGES;
+		uint64_t off = rnd(&w->rng) % (MS_PAGE_SIZE / 8) * 8, word = (uint64_t)w->id << 56 | ++n;
+		uint64_t gpa = slot_gpa(slot, atomic_load(&migrate_moved[slot])) +
+			       page * MS_PAGE_SIZE + off;
+
+		atomic_store(&w->doing, "ms_vcpu_write into a logged slot");
+		/* -EFAULT while the slot moves: the next write goes to its new place. */
+		ms_vcpu_write(vcpu, 0, gpa, &word, sizeof(word));
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+	}
+	ms_vcpu_destroy(vcpu);
+	finish(w);
+	return NULL;
+}
+
+static void migrate_copy(unsigned int hpage)
+{
+	memcpy(migrate_dest + (size_t)hpage * MS_PAGE_SIZE,
+	       (const void *)(uintptr_t)hostmm_addr(&S.mm, hpage), MS_PAGE_SIZE);
+}
+
+/* One pre-copy round: harvest each logged slot, copy what it reports. */
+static void migrate_round(void)
+{
+	for (unsigned int i = 0; i < S.opt.slots; i++) {
+		uint64_t bits = 0;
+		int r = ms_get_dirty_log(S.vm, i, &bits);
+
+		if (!r && S.opt.manual_protect)
+			r = ms_clear_dirty_log(S.vm, i, 0, SLOT_PAGES, &bits);
+		if (r)
+			violated(INV_MIGRATED, "harvesting slot %u failed: %s", i, strerror(-r));
+		for (unsigned int p = 0; p < SLOT_PAGES; p++)
+			if (bits >> p & 1)
+				migrate_copy(i * SLOT_PAGES + p);
+	}
+}
+
+static void *migrator_main(void *arg)
+{
+	struct worker *w = arg;
+
+	/* Everything once: the bitmaps know only what changed since logging began. */
+	for (unsigned int p = 0; p < S.opt.slots * SLOT_PAGES; p++)
+		migrate_copy(p);
+	while (!atomic_load(&S.stop)) {
+		atomic_store(&w->doing, "a pre-copy round");
+		migrate_round();
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+	}
+	finish(w);
+	return NULL;
+}
+
+/* Moves keep a slot's bits; the scratch slot past the logged ones flips logging. */
+static void *migrate_updater_main(void *arg)
+{
+	struct worker *w = arg;
+	unsigned int scratch = S.opt.slots;
+	bool scratch_logged = false;
+
+	while (!atomic_load(&S.stop)) {
+		unsigned int i = rnd(&w->rng) % S.opt.slots;
+		bool moved = !atomic_load(&migrate_moved[i]);
+		int r;
+
+		if (rnd(&w->rng) & 1) {
+			r = update(w, slot_region(i, moved, MS_MEM_LOG_DIRTY_PAGES, true));
+			atomic_store(&migrate_moved[i], moved);
+		} else {
+			scratch_logged = !scratch_logged;
+			r = update(w, slot_region(scratch, false,
+						  scratch_logged ? MS_MEM_LOG_DIRTY_PAGES : 0, true));
+		}
+		if (r)
+			violated(INV_END_STATE, "ms_set_memory_region failed on a valid update");
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		usleep(S.mix.update_gap_us);
+	}
+	finish(w);
+	return NULL;
+}
+
+/* Invalidations that zap the logged slots' entries but change no byte. */
+static void *migrate_invalidator_main(void *arg)
+{
+	struct worker *w = arg;
+
+	while (!atomic_load(&S.stop)) {
+		struct hrange r = edge_range(&S.mm, rnd(&w->rng) % (S.opt.slots * SLOT_PAGES), 1,
+					     rnd(&w->rng) & 1, &w->rng);
+
+		if (!locked_call(w, true, r.start, r.end, true))
+			locked_call(w, false, r.start, r.end, true);
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		usleep(20);
+	}
+	finish(w);
+	return NULL;
+}
+
+static void migrate_check(void)
+{
+	for (unsigned int p = 0; p < S.opt.slots * SLOT_PAGES; p++) {
+		if (!memcmp(migrate_dest + (size_t)p * MS_PAGE_SIZE,
+			    (const void *)(uintptr_t)hostmm_addr(&S.mm, p), MS_PAGE_SIZE))
+			continue;
+		violated(INV_MIGRATED,
+			 "page %u of slot %u differs at the destination: a write the dirty log "
+			 "never reported",
+			 p % SLOT_PAGES, p / SLOT_PAGES);
+		return;
+	}
+}
+
+/*
+ * Preempt random vCPUs for 50 to 500 us wherever they are: sometimes half
+ * way through copying a frame, so that zaps wait for them and other starts
+ * on the same pages run meanwhile.  Spawned after the vCPUs, joined first.
+ */
 static void *dawdler_main(void *arg)
 {
 	struct worker *w = arg;
@@ -781,7 +921,7 @@ static void print_json(const struct ms_stats *st, double elapsed, int code, bool
 {
 	const struct options *o = &S.opt;
 	bool timed = !strcmp(o->scenario, "default") || !strcmp(o->scenario, "edges") ||
-		     !strcmp(o->scenario, "starve");
+		     !strcmp(o->scenario, "starve") || !strcmp(o->scenario, "migrate");
 	uint64_t v;
 
 	printf("{\"schema\":\"memslots-stress/1\",\"version\":\"%s\",\"result\":\"%s\","
@@ -920,7 +1060,8 @@ static _Noreturn void usage(int code)
 	fprintf(out,
 		"usage: memslots-stress [options]\n"
 		"  --gate count|rwsem|none   gate design (default count)\n"
-		"  --scenario NAME           default | edges | starve | rwsem-deadlock | imbalance\n"
+		"  --scenario NAME           default | edges | starve | migrate | rwsem-deadlock |\n"
+		"                            imbalance\n"
 		"  --duration SECONDS        length of the default and edges scenarios (default\n"
 		"                            10); the forced scenarios run to their end and\n"
 		"                            refuse it\n"
@@ -934,6 +1075,7 @@ static _Noreturn void usage(int code)
 		"  --no-elision              take mmu_lock for every invalidation\n"
 		"  --watchdog SECONDS        no progress for this long (time the process ran,\n"
 		"                            not stopped time) is a hang (default 5)\n"
+		"  --manual-protect          migrate: harvest with manual protect (get, then clear)\n"
 		"  --starve-bound SECONDS    starve: an update waiting longer is starved,\n"
 		"                            exit 4 (default 2; keep it below --watchdog)\n"
 		"  --lockdep                 run the lock validator\n"
@@ -991,6 +1133,7 @@ static void parse_options(int argc, char **argv)
 		{ "no-elision", no_argument, NULL, 'E' },
 		{ "watchdog", required_argument, NULL, 'w' },
 		{ "starve-bound", required_argument, NULL, 'B' },
+		{ "manual-protect", no_argument, NULL, 'M' },
 		{ "lockdep", no_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "version", no_argument, NULL, 'V' },
@@ -1019,9 +1162,10 @@ static void parse_options(int argc, char **argv)
 		case 's':
 			if (strcmp(optarg, "default") && strcmp(optarg, "edges") &&
 			    strcmp(optarg, "rwsem-deadlock") && strcmp(optarg, "imbalance") &&
-			    strcmp(optarg, "starve"))
+			    strcmp(optarg, "starve") && strcmp(optarg, "migrate"))
 				cli_bad_value("scenario", optarg,
-					      "default, edges, starve, rwsem-deadlock or imbalance");
+					      "default, edges, starve, migrate, rwsem-deadlock or "
+					      "imbalance");
 			S.opt.scenario = optarg;
 			break;
 		case 'd':
@@ -1054,6 +1198,9 @@ static void parse_options(int argc, char **argv)
 		case 'B':
 			S.opt.starve_bound = cli_seconds("starve-bound", optarg, 0.01, 3600);
 			break;
+		case 'M':
+			S.opt.manual_protect = true;
+			break;
 		case 'L':
 			S.opt.lockdep = true;
 			break;
@@ -1072,7 +1219,8 @@ static void parse_options(int argc, char **argv)
 		cli_extra_argument(argv[optind]);
 	/* The forced scenarios run their steps to the end; a length would be a lie. */
 	if (S.opt.duration_set && strcmp(S.opt.scenario, "default") &&
-	    strcmp(S.opt.scenario, "edges") && strcmp(S.opt.scenario, "starve"))
+	    strcmp(S.opt.scenario, "edges") && strcmp(S.opt.scenario, "starve") &&
+	    strcmp(S.opt.scenario, "migrate"))
 		cli_refuse("--duration: scenario %s runs to its end and takes no duration",
 			   S.opt.scenario);
 	choose_mix();
@@ -1102,8 +1250,12 @@ static void setup(void)
 	cfg.gate = S.opt.gate;
 	cfg.no_elision = S.opt.no_elision;
 	cfg.lockdep = S.opt.lockdep;
-	cfg.frame_ops = &hostmm_frame_ops;
-	cfg.frame_opaque = &S.mm;
+	/* migrate: vCPUs write the host pages themselves, the migration's source. */
+	if (strcmp(S.opt.scenario, "migrate")) {
+		cfg.frame_ops = &hostmm_frame_ops;
+		cfg.frame_opaque = &S.mm;
+	}
+	cfg.manual_dirty_log_protect = S.opt.manual_protect;
 	cfg.trace_ops = &trace_ops;
 	r = ms_vm_create(&cfg, &S.vm);
 	if (r) {
@@ -1114,6 +1266,32 @@ static void setup(void)
 	S.mm.frame_held = frame_held;
 	dawdle_setup();
 	hist_init(&S.update_ns);
+}
+
+static void run_migrate(void)
+{
+	migrate_dest = calloc((size_t)S.opt.slots * SLOT_PAGES, MS_PAGE_SIZE);
+	if (!migrate_dest) {
+		fprintf(stderr, "memslots-stress: out of memory\n");
+		exit(EXIT_USAGE);
+	}
+	for (unsigned int i = 0; i < S.opt.slots; i++)
+		if (update(&(struct worker){ 0 }, slot_region(i, false, MS_MEM_LOG_DIRTY_PAGES, true)))
+			violated(INV_END_STATE, "creating logged slot %u failed", i);
+	for (unsigned int i = 0; i < S.opt.vcpus; i++)
+		spawn(ROLE_VCPU, migrate_vcpu_main);
+	for (unsigned int i = 0; i < S.opt.invalidators; i++)
+		spawn(ROLE_INVALIDATOR, migrate_invalidator_main);
+	spawn(ROLE_UPDATER, migrate_updater_main);
+	spawn(ROLE_MIGRATOR, migrator_main);
+	watch(true);
+	atomic_store(&S.stop, true);
+	watch(false);
+	for (unsigned int i = S.nworkers; i-- > 0;)
+		pthread_join(S.workers[i].thread, NULL);
+	migrate_round(); /* the vCPUs have stopped: the last round */
+	migrate_check();
+	free(migrate_dest);
 }
 
 static void run_scenario(void)
@@ -1136,6 +1314,9 @@ static void run_scenario(void)
 		wait_step(1);
 		wait_for_gate_waiter_then(2, u);
 		watch(false);
+	} else if (!strcmp(S.opt.scenario, "migrate")) {
+		run_migrate(); /* joins its threads before its last round */
+		return;
 	} else if (!strcmp(S.opt.scenario, "starve")) {
 		for (unsigned int i = 0; i < S.opt.vcpus; i++)
 			spawn(ROLE_VCPU, vcpu_main);
