@@ -119,8 +119,8 @@ unsigned long slot_index_count(const struct slot_index *index)
 /*
  * How many of the node's starts are <= key.  Unused slots hold UINT64_MAX,
  * so the scan has a fixed length: unrolled, no branch on the node's size,
- * every compare independent of the others.  The padding also compares <= a
- * key of UINT64_MAX, hence the clamp to the node's size.
+ * every compare independent of the others.  The key must be below
+ * UINT64_MAX, which the padding would match.
  */
 static unsigned int node_rank(const struct slot_index_node *n, uint64_t key)
 {
@@ -128,7 +128,7 @@ static unsigned int node_rank(const struct slot_index_node *n, uint64_t key)
 
 	for (unsigned int i = 0; i < SLOT_INDEX_FANOUT; i++)
 		rank += n->start[i] <= key;
-	return rank < n->nr ? rank : n->nr;
+	return rank;
 }
 
 static bool entry_le(uint64_t start_a, const void *value_a, uint64_t start_b, const void *value_b)
@@ -154,6 +154,12 @@ void *slot_index_find(const struct slot_index *index, uint64_t key)
 	const struct slot_index_node *n = index->root;
 	unsigned int rank;
 
+	/*
+	 * No interval holds UINT64_MAX (ends are exclusive), and only it would
+	 * match the padding: one compare here instead of a clamp at every level.
+	 */
+	if (__builtin_expect(key == UINT64_MAX, 0))
+		return NULL;
 	while (!n->leaf) {
 		rank = node_rank(n, key);
 		if (!rank)
