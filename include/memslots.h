@@ -317,6 +317,25 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end);
 void ms_change_pte(struct ms_vm *vm, uint64_t hva);
 
 /*
+ * Region queries, for device backends and VMMs.  Each answer comes from one
+ * published memslot set (a snapshot of one generation: a concurrent update
+ * is wholly in it or not at all); a slot being deleted or moved is reported
+ * as it was until the update publishes its final state.  Lock-free, never
+ * sleep, any thread; -EINVAL for a bad address space, slot id or pointer.
+ *
+ * ms_find_region: the slot holding gpa; -ENOENT in a gap.
+ * ms_get_region: slot number (address space << 16 | id) to its region;
+ *   -ENOENT if it does not exist.  O(slots of the address space).
+ * ms_get_memory_map: the address space's slots in gpa order, at most max of
+ *   them into out, and in *n how many there are; -ENOSPC (out filled with the
+ *   first max) if max is too small.
+ */
+int ms_find_region(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, struct ms_region *out);
+int ms_get_region(struct ms_vm *vm, uint32_t slot, struct ms_region *out);
+int ms_get_memory_map(struct ms_vm *vm, unsigned int as_id, struct ms_region *out, size_t max,
+		      size_t *n);
+
+/*
  * Dirty logging (KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG).  For a slot with
  * MS_MEM_LOG_DIRTY_PAGES every vCPU write sets its page's bit: one bit per
  * page from the slot's first, in 64-bit words, bit i of word w for page
