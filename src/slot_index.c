@@ -23,7 +23,7 @@
 /* Measured at 32764 random lookups: 8 beats 16 and 32 (docs/design.md). */
 #define SLOT_INDEX_FANOUT 8
 #define SLOT_INDEX_MAX_HEIGHT 24
-/* Room for two insertions' worth of nodes: a memslot update reserves them. */
+/* Spares kept between updates; a transaction may reserve more for a while. */
 #define SLOT_INDEX_MAX_SPARE (2 * (SLOT_INDEX_MAX_HEIGHT + 2))
 
 struct slot_index_node {
@@ -41,10 +41,10 @@ struct slot_index_node {
 	bool leaf;
 } __attribute__((aligned(64)));
 
-/* Nodes an insertion may need, allocated before it changes anything. */
+/* Nodes insertions may need, allocated before they change anything: a list through child[0]. */
 struct node_reserve {
-	unsigned int nr;
-	struct slot_index_node *node[SLOT_INDEX_MAX_SPARE];
+	unsigned long nr;
+	struct slot_index_node *head;
 };
 
 struct slot_index {
@@ -67,10 +67,19 @@ static struct slot_index_node *node_alloc(void)
 	return aligned_alloc(64, sizeof(struct slot_index_node));
 }
 
+static void node_give(struct node_reserve *res, struct slot_index_node *n)
+{
+	n->child[0] = res->head;
+	res->head = n;
+	res->nr++;
+}
+
 static struct slot_index_node *node_take(struct node_reserve *res, bool leaf)
 {
-	struct slot_index_node *n = res->node[--res->nr];
+	struct slot_index_node *n = res->head;
 
+	res->head = n->child[0];
+	res->nr--;
 	n->nr = 0;
 	n->leaf = leaf;
 	node_pad(n);
@@ -106,7 +115,7 @@ static void node_destroy(struct slot_index_node *n)
 void slot_index_destroy(struct slot_index *index)
 {
 	while (index->spare.nr)
-		free(index->spare.node[--index->spare.nr]);
+		free(node_take(&index->spare, true));
 	node_destroy(index->root);
 	free(index);
 }
@@ -284,22 +293,45 @@ static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t s
 	}
 }
 
-int slot_index_reserve(struct slot_index *index, unsigned int inserts)
+/*
+ * The tallest the tree can grow in k more insertions.  Only a root split
+ * adds a level.  After one, the new root has two children and needs six
+ * more splits below it to split again; the nodes those come from were made
+ * by splits too and need four more each, and so on down: the splits needed
+ * grow by four per level, so k insertions add at most 2 + log4(k) levels.
+ */
+static unsigned long height_bound(const struct slot_index *index, unsigned long k)
+{
+	unsigned long h = index->height + 2;
+
+	for (; k >= 4; k /= 4)
+		h++;
+	return h;
+}
+
+int slot_index_reserve(struct slot_index *index, unsigned long inserts)
 {
 	struct node_reserve *res = &index->spare;
-	unsigned int need = 0;
+	unsigned long h = height_bound(index, inserts), need;
 
-	/* One split per level and a new root at most, and each may add a level. */
-	for (unsigned int i = 0; i < inserts; i++)
-		need += index->height + 1 + i;
-	if (index->height + inserts > SLOT_INDEX_MAX_HEIGHT || need > SLOT_INDEX_MAX_SPARE)
+	/* An insertion splits at most one node per level and makes a new root. */
+	if (h > SLOT_INDEX_MAX_HEIGHT)
 		return -ENOMEM;
-	for (; res->nr < need; res->nr++) {
-		res->node[res->nr] = node_alloc();
-		if (!res->node[res->nr])
+	need = inserts * (h + 1);
+	while (res->nr < need) {
+		struct slot_index_node *n = node_alloc();
+
+		if (!n)
 			return -ENOMEM;
+		node_give(res, n);
 	}
 	return 0;
+}
+
+void slot_index_trim(struct slot_index *index)
+{
+	while (index->spare.nr > SLOT_INDEX_MAX_SPARE)
+		free(node_take(&index->spare, true));
 }
 
 int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, void *value)
@@ -335,7 +367,7 @@ void slot_index_insert_reserved(struct slot_index *index, uint64_t start, uint64
 static void node_release(struct slot_index *index, struct slot_index_node *n)
 {
 	if (index->spare.nr < SLOT_INDEX_MAX_SPARE)
-		index->spare.node[index->spare.nr++] = n;
+		node_give(&index->spare, n);
 	else
 		free(n);
 }

@@ -23,11 +23,13 @@ void slot_index_destroy(struct slot_index *index);
 /* 0, or -ENOMEM with the index unchanged.  Intervals may overlap; end > start. */
 int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, void *value);
 /*
- * Allocate now what the next `inserts` insertions need (at most 2), so that
+ * Allocate now what the next `inserts` insertions need, so that
  * slot_index_insert_reserved() cannot fail: a memslot update reserves before
  * it publishes anything.  0 or -ENOMEM.
  */
-int slot_index_reserve(struct slot_index *index, unsigned int inserts);
+int slot_index_reserve(struct slot_index *index, unsigned long inserts);
+/* Free the spares past what single updates keep, after a large transaction. */
+void slot_index_trim(struct slot_index *index);
 void slot_index_insert_reserved(struct slot_index *index, uint64_t start, uint64_t end,
 				void *value);
 /* Remove the entry (start, value); false if there is none. */
