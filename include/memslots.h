@@ -317,6 +317,30 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end);
 void ms_change_pte(struct ms_vm *vm, uint64_t hva);
 
 /*
+ * Memory-map transactions.  ms_set_memory_regions applies regions[0..n) as
+ * one update: each change follows KVM_SET_USER_MEMORY_REGION's rules against
+ * the map as the changes before it leave it (a gpa freed by an earlier
+ * delete or move may be taken by a later create; a slot may change several
+ * times).  If any is invalid, nothing is applied: the return is KVM's errno
+ * for that change and *failed (if not NULL) its index; -ENOMEM and -EDEADLK
+ * as for ms_set_memory_region, with nothing applied either.  Within each
+ * address space, vCPUs and every reader see the old map or the new one,
+ * never a mix and never a hole: an access to a slot being deleted or moved
+ * waits, as for a single update, and then sees the new map.  Cost: at most
+ * two publishes per address space touched (one if nothing is deleted or
+ * moved), so two memslot grace periods and one entry grace period per zap
+ * batch, whatever n is.  May sleep; updates are serialised.
+ *
+ * ms_replace_memory_map: the same, with every existing slot whose number
+ * regions does not name deleted first: the map becomes exactly regions
+ * (vhost-user's SET_MEM_TABLE).  *failed indexes regions.
+ */
+int ms_set_memory_regions(struct ms_vm *vm, const struct ms_region *regions, size_t n,
+			  size_t *failed);
+int ms_replace_memory_map(struct ms_vm *vm, const struct ms_region *regions, size_t n,
+			  size_t *failed);
+
+/*
  * Region queries, for device backends and VMMs.  Each answer comes from one
  * published memslot set (a snapshot of one generation: a concurrent update
  * is wholly in it or not at all); a slot being deleted or moved is reported

@@ -26,19 +26,18 @@
 /* KVM_MEM_MAX_NR_PAGES */
 #define MS_MEM_MAX_NR_PAGES ((1ull << 31) - 1)
 
-enum ms_mr_change { MS_MR_CREATE, MS_MR_DELETE, MS_MR_MOVE, MS_MR_FLAGS_ONLY };
 
 uint64_t ms_memslot_gfn_to_hva(const struct ms_memslot *slot, uint64_t gfn)
 {
 	return slot->userspace_addr + ((gfn - slot->base_gfn) << MS_PAGE_SHIFT);
 }
 
-static uint64_t memslot_hva_end(const struct ms_memslot *slot)
+uint64_t ms_memslot_hva_end(const struct ms_memslot *slot)
 {
 	return slot->userspace_addr + (slot->npages << MS_PAGE_SHIFT);
 }
 
-static struct ms_memslots *inactive_memslots(struct ms_vm *vm, unsigned int as_id)
+struct ms_memslots *ms_inactive_memslots(struct ms_vm *vm, unsigned int as_id)
 {
 	struct ms_address_space *as = &vm->as[as_id];
 
@@ -132,15 +131,14 @@ void ms_memslots_destroy(struct ms_vm *vm)
  * publishes anything: a half-published update cannot be undone, so running
  * out of memory must happen here or not at all.
  */
-static int memslots_reserve(struct ms_vm *vm, unsigned int as_id)
+int ms_memslots_reserve(struct ms_vm *vm, unsigned int as_id, unsigned long inserts)
 {
 	for (int s = 0; s < 2; s++) {
 		struct ms_memslots *slots = &vm->as[as_id].sets[s];
-		/* Delete and move insert twice: the invalid slot, then the new one. */
-		int r = slot_index_reserve(slots->gfn_index, 2);
+		int r = slot_index_reserve(slots->gfn_index, inserts);
 
 		if (!r)
-			r = slot_index_reserve(slots->hva_index, 2);
+			r = slot_index_reserve(slots->hva_index, inserts);
 		if (r)
 			return r;
 	}
@@ -148,14 +146,14 @@ static int memslots_reserve(struct ms_vm *vm, unsigned int as_id)
 }
 
 /* Replace old by new (either may be NULL) in one set.  Reserved: cannot fail. */
-static void memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
+void ms_memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
 			     struct ms_memslot *new)
 {
 	if (new) {
 		slot_index_insert_reserved(slots->gfn_index, new->base_gfn,
 					   new->base_gfn + new->npages, new);
 		slot_index_insert_reserved(slots->hva_index, new->userspace_addr,
-					   memslot_hva_end(new), new);
+					   ms_memslot_hva_end(new), new);
 	}
 	if (old) {
 		slot_index_remove(slots->gfn_index, old->base_gfn, old);
@@ -168,7 +166,7 @@ static void memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
  * of every open invalidation, so that each start and its end see the same
  * memslots (KVM's install_new_memslots).
  */
-static void install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots,
+void ms_install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots,
 				 const struct ms_hva_change *change)
 {
 	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_relaxed) + 1;
@@ -192,12 +190,12 @@ static void swap_memslot(struct ms_vm *vm, unsigned int as_id, struct ms_memslot
 {
 	/* Only a new slot covers host memory no slot covered: moves keep theirs. */
 	struct ms_hva_change change = { new ? new->userspace_addr : 0,
-					new ? memslot_hva_end(new) : 0 };
+					new ? ms_memslot_hva_end(new) : 0 };
 
-	memslots_replace(inactive_memslots(vm, as_id), old, new);
-	install_new_memslots(vm, as_id, inactive_memslots(vm, as_id),
+	ms_memslots_replace(ms_inactive_memslots(vm, as_id), old, new);
+	ms_install_new_memslots(vm, as_id, ms_inactive_memslots(vm, as_id),
 			     new && !old ? &change : NULL);
-	memslots_replace(inactive_memslots(vm, as_id), old, new);
+	ms_memslots_replace(ms_inactive_memslots(vm, as_id), old, new);
 }
 
 /* Publish old as invalid, then zap what the secondary MMU holds for it. */
@@ -215,7 +213,7 @@ static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old,
  * The new slot's bitmap: its old one while logging stays on (a move or a
  * flags change keeps the bits, as KVM does), a new one when it is turned on.
  */
-static int new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
+int ms_new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
 			    struct ms_memslot *new)
 {
 	if (!(new->flags & MS_MEM_LOG_DIRTY_PAGES))
@@ -241,7 +239,8 @@ static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memsl
 		if (!invalid)
 			return -ENOMEM;
 	}
-	r = memslots_reserve(vm, as_id);
+	/* Delete and move insert twice: the invalid slot, then the new one. */
+	r = ms_memslots_reserve(vm, as_id, 2);
 	if (r) {
 		free(invalid);
 		return r;
@@ -288,13 +287,13 @@ static bool memslot_overlaps(struct ms_vm *vm, unsigned int as_id, const struct 
 {
 	struct overlap_probe probe = { self, false };
 
-	slot_index_for_each_overlap(inactive_memslots(vm, as_id)->gfn_index, base_gfn,
+	slot_index_for_each_overlap(ms_inactive_memslots(vm, as_id)->gfn_index, base_gfn,
 				    base_gfn + npages, overlap_visit, &probe);
 	return probe.found;
 }
 
 /* Every -EINVAL that KVM returns for the arguments alone, in KVM's order. */
-static int check_memory_region(const struct ms_vm *vm, const struct ms_region *r)
+int ms_check_memory_region(const struct ms_vm *vm, const struct ms_region *r)
 {
 	unsigned int as_id = r->slot >> 16, id = r->slot & 0xffff;
 
@@ -319,7 +318,7 @@ static int check_memory_region(const struct ms_vm *vm, const struct ms_region *r
 	return 0;
 }
 
-static int classify_change(const struct ms_memslot *old, const struct ms_region *r,
+int ms_classify_change(const struct ms_memslot *old, const struct ms_region *r,
 			   enum ms_mr_change *change)
 {
 	uint64_t npages = r->memory_size >> MS_PAGE_SHIFT;
@@ -351,7 +350,7 @@ static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 	uint64_t base_gfn = r->guest_phys_addr >> MS_PAGE_SHIFT;
 	uint64_t npages = r->memory_size >> MS_PAGE_SHIFT;
 	enum ms_mr_change change;
-	int ret = classify_change(old, r, &change);
+	int ret = ms_classify_change(old, r, &change);
 
 	if (ret)
 		return ret > 0 ? 0 : ret;
@@ -376,7 +375,7 @@ static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 					    .flags = r->flags,
 					    .id = id,
 					    .as_id = as_id };
-		ret = new_dirty_bitmap(vm, old, new);
+		ret = ms_new_dirty_bitmap(vm, old, new);
 		if (ret) {
 			free(new);
 			return ret;
@@ -399,7 +398,7 @@ int ms_set_memory_region(struct ms_vm *vm, const struct ms_region *r)
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
-	ret = check_memory_region(vm, r);
+	ret = ms_check_memory_region(vm, r);
 	if (ret)
 		return ret;
 	/* The gate would wait for this thread's own end. */

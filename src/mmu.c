@@ -408,18 +408,30 @@ void ms_mmu_zap_end(struct ms_vm *vm, uint64_t ticket)
 	ms_spin_unlock(&mmu->mmu_lock);
 }
 
-void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
+void ms_mmu_zap_gfn_ranges(struct ms_vm *vm, const unsigned int *as_id, const uint64_t *gfn,
+			   const uint64_t *end, size_t n)
 {
 	struct ms_zap_batch batch = { .nr = 0 };
-	uint64_t ticket;
-	bool done;
+	uint64_t ticket = 0;
 
-	do {
-		ms_spin_lock(&vm->mmu.mmu_lock);
-		done = ms_mmu_zap_locked(vm, as_id, &gfn, end, &batch);
-		ticket = vm->mmu.next_zap_ticket;
-		ms_spin_unlock(&vm->mmu.mmu_lock);
-		ms_mmu_finish_zap(vm, &batch);
-	} while (!done);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t next = gfn[i];
+		bool done;
+
+		do {
+			ms_spin_lock(&vm->mmu.mmu_lock);
+			done = ms_mmu_zap_locked(vm, as_id[i], &next, end[i], &batch);
+			ticket = vm->mmu.next_zap_ticket;
+			ms_spin_unlock(&vm->mmu.mmu_lock);
+			if (!done)
+				ms_mmu_finish_zap(vm, &batch); /* full: one grace period per batch */
+		} while (!done);
+	}
+	ms_mmu_finish_zap(vm, &batch);
 	ms_mmu_zap_end(vm, ticket);
+}
+
+void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
+{
+	ms_mmu_zap_gfn_ranges(vm, &as_id, &gfn, &end, 1);
 }

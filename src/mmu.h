@@ -22,6 +22,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "locks.h"
@@ -132,5 +133,8 @@ void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch);
 void ms_mmu_zap_end(struct ms_vm *vm, uint64_t ticket);
 /* Blockable zap of [gfn, end), batch by batch. */
 void ms_mmu_zap_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
+/* The same for the n ranges [gfn[i], end[i]) of as_id[i], batched together. */
+void ms_mmu_zap_gfn_ranges(struct ms_vm *vm, const unsigned int *as_id, const uint64_t *gfn,
+			   const uint64_t *end, size_t n);
 
 #endif /* MEMSLOTS_MMU_H */

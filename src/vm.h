@@ -136,7 +136,22 @@ void ms_mark_dirty_locked(const struct ms_memslot *slot, uint64_t gfn);
 void ms_mark_dirty(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn);
 void ms_dirty_log_protect_slot(struct ms_vm *vm, const struct ms_memslot *slot);
 
-/* memslots.c */
+/* memslots.c: KVM's rules and the steps of an update, shared with transaction.c. */
+enum ms_mr_change { MS_MR_CREATE, MS_MR_DELETE, MS_MR_MOVE, MS_MR_FLAGS_ONLY };
+int ms_check_memory_region(const struct ms_vm *vm, const struct ms_region *r);
+/* 0 and *change, 1 if r changes nothing, or KVM's -EINVAL. */
+int ms_classify_change(const struct ms_memslot *old, const struct ms_region *r,
+		       enum ms_mr_change *change);
+int ms_new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
+			struct ms_memslot *new);
+uint64_t ms_memslot_hva_end(const struct ms_memslot *slot);
+struct ms_memslots *ms_inactive_memslots(struct ms_vm *vm, unsigned int as_id);
+/* Both sets of as_id: nodes for inserts more insertions, before any publish. */
+int ms_memslots_reserve(struct ms_vm *vm, unsigned int as_id, unsigned long inserts);
+void ms_memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
+			 struct ms_memslot *new);
+void ms_install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots,
+			     const struct ms_hva_change *change);
 int ms_memslots_init(struct ms_vm *vm);
 void ms_memslots_destroy(struct ms_vm *vm);
 typedef bool (*ms_hva_slot_fn)(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
