@@ -150,6 +150,20 @@ struct ms_trace_ops {
 };
 
 /* Append-only: see "ABI" above. */
+/*
+ * The embedder's own caches of guest memory (an IOTLB, a vhost-user
+ * region table): told which guest ranges an invalidation or a memslot
+ * update takes away.  Called once the library's own entries for the range
+ * are gone, before the start (or the update) returns, so the embedder drops
+ * its pointers then.  Runs on the invalidating or updating thread; may sleep
+ * only when blockable is true; must not call back into the library (the
+ * lock validator reports an update from here as a forbidden nesting).
+ */
+struct ms_invalidate_ops {
+	void (*invalidate)(void *opaque, unsigned int as_id, uint64_t gpa_start, uint64_t gpa_end,
+			   bool blockable);
+};
+
 struct ms_config {
 	unsigned int address_spaces;  /* default 2 (x86 KVM with SMM), 1..16 */
 	unsigned int slots_per_space; /* default 32764, 1..32764 */
@@ -177,6 +191,8 @@ struct ms_config {
 	 * write-protected when logging is turned on.  Default off.
 	 */
 	bool dirty_log_initially_set;
+	const struct ms_invalidate_ops *invalidate_ops; /* default NULL */
+	void *invalidate_opaque;
 };
 
 /* Append-only: see "ABI" above.  Counters only grow; others are snapshots. */
@@ -205,6 +221,8 @@ struct ms_stats {
 	uint32_t gate_waiters;		    /* memslot updates waiting on the gate now */
 	uint64_t change_pte_misuses;	    /* ms_change_pte outside a start/end pair */
 	uint64_t unmatched_ends;	    /* ends with no invalidation open: ignored */
+	uint64_t pfn_cache_refreshes;	    /* refreshes that made a cache valid */
+	uint64_t pfn_cache_retries;	    /* refresh attempts turned back by an invalidation */
 };
 
 struct ms_vm;
@@ -339,6 +357,55 @@ int ms_set_memory_regions(struct ms_vm *vm, const struct ms_region *regions, siz
 			  size_t *failed);
 int ms_replace_memory_map(struct ms_vm *vm, const struct ms_region *regions, size_t n,
 			  size_t *failed);
+
+/*
+ * Persistent mappings: pfn caches, KVM's gfn_to_pfn_cache for a device
+ * backend.  Activate a cache for [gpa, gpa + len) within one slot; before
+ * each use take its read lock and check it:
+ *
+ *	ms_pfn_cache_read_lock(gpc);
+ *	while (!(p = ms_pfn_cache_check(gpc))) {
+ *		ms_pfn_cache_read_unlock(gpc, false);
+ *		if ((r = ms_pfn_cache_refresh(gpc)))
+ *			return r;
+ *		ms_pfn_cache_read_lock(gpc);
+ *	}
+ *	... use p, the host address of gpa, for len bytes ...
+ *	ms_pfn_cache_read_unlock(gpc, wrote);
+ *
+ * The pointer stays valid while the read lock is held: an invalidation
+ * start over the range marks the cache invalid and waits for its readers
+ * (a non-blockable start returns -EAGAIN instead); any memslot publish makes
+ * check fail until a refresh.  wrote: the range was written, so a logged
+ * slot's pages are marked dirty (after the write, as a harvest needs).
+ * Refresh waits only for invalidations of the cache's own pages, never for
+ * unrelated ones (not even those that widen the in-progress union faults
+ * wait on).  Errors:
+ * -EINVAL (bad arguments, not activated), -EFAULT (the range is not within
+ * one valid slot), -EDEADLK (it would wait for the caller's own
+ * invalidation), -ENOMEM.  The read lock is a reader lock: hold it briefly,
+ * never across an invalidation or memslot update of the same VM.
+ */
+struct ms_pfn_cache;
+int ms_pfn_cache_create(struct ms_vm *vm, struct ms_pfn_cache **out);
+int ms_pfn_cache_activate(struct ms_pfn_cache *gpc, unsigned int as_id, uint64_t gpa, size_t len);
+void ms_pfn_cache_read_lock(struct ms_pfn_cache *gpc);
+void *ms_pfn_cache_check(struct ms_pfn_cache *gpc);
+void ms_pfn_cache_read_unlock(struct ms_pfn_cache *gpc, bool wrote);
+int ms_pfn_cache_refresh(struct ms_pfn_cache *gpc);
+void ms_pfn_cache_deactivate(struct ms_pfn_cache *gpc);
+/* Deactivates it first; before ms_vm_destroy. */
+void ms_pfn_cache_destroy(struct ms_pfn_cache *gpc);
+
+/*
+ * Zero-copy access, the equivalent of libvhost-user's vu_gpa_to_va: the
+ * host address of gpa, with *len clamped to what one slot maps contiguously
+ * from there.  -EFAULT outside every valid slot (or a write to a READONLY
+ * one).  The address is a snapshot with ms_gfn_to_hva's lifetime; for one
+ * that invalidations respect, use a pfn cache.
+ */
+int ms_gpa_to_hva(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, size_t *len, bool write,
+		  uint64_t *hva);
 
 /*
  * Region queries, for device backends and VMMs.  Each answer comes from one

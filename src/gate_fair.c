@@ -92,8 +92,12 @@ static enum ms_gate_entry fair_invalidate_begin(struct ms_vm *vm, struct ms_open
 	announced = (gen & 1) &&
 		    overlaps(start, end, atomic_load_explicit(&g->announce_start, memory_order_relaxed),
 			     atomic_load_explicit(&g->announce_end, memory_order_relaxed));
-	/* A range read while the announcement changed: assume the worst. */
-	if ((gen & 1) && atomic_load_explicit(&g->announce_gen, memory_order_acquire) != gen)
+	/*
+	 * A range read while the announcement changed: assume the worst.  The
+	 * fence keeps the range loads before the re-read, as in a seqlock.
+	 */
+	atomic_thread_fence(memory_order_acquire);
+	if ((gen & 1) && atomic_load_explicit(&g->announce_gen, memory_order_relaxed) != gen)
 		announced = true;
 	/* Pairs with the acquire load in must_wait_for(). */
 	atomic_store_explicit(&inv->seen_gen, gen, memory_order_release);
@@ -129,7 +133,7 @@ static void wait_for(struct ms_gate_fair *g, struct ms_open_inv *inv, uint64_t s
 	uint32_t closes;
 
 	while (must_wait_for(inv, seq, gen)) {
-		/* Between its open and its decision a start takes nanoseconds. */
+		/* Between its open and its decision a start only walks the memslots. */
 		if (atomic_load_explicit(&inv->decision, memory_order_acquire) ==
 		    MS_INV_UNDECIDED) {
 			sched_yield();

@@ -207,6 +207,7 @@ static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old,
 	swap_memslot(vm, old->as_id, old, invalid);
 	/* Faults that saw old valid are over (grace period); new ones retry. */
 	ms_mmu_zap_gfn_range(vm, old->as_id, old->base_gfn, old->base_gfn + old->npages);
+	ms_notify_gfn_range(vm, old->as_id, old->base_gfn, old->base_gfn + old->npages);
 }
 
 /*

@@ -199,15 +199,56 @@ static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint
 }
 
 /* Raise the count and zap, blockably or not; false: refused, nothing changed. */
+static bool notify_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
+			 uint64_t gfn_end, void *blockable)
+{
+	vm->cfg.invalidate_ops->invalidate(vm->cfg.invalidate_opaque, slot->as_id,
+					   gfn_start << MS_PAGE_SHIFT, gfn_end << MS_PAGE_SHIFT,
+					   *(bool *)blockable);
+	return true;
+}
+
+void ms_notify_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
+{
+	if (vm->cfg.invalidate_ops)
+		vm->cfg.invalidate_ops->invalidate(vm->cfg.invalidate_opaque, as_id,
+						   gfn << MS_PAGE_SHIFT, end << MS_PAGE_SHIFT, true);
+}
+
+/* Tell the embedder's own caches which guest ranges [start, end) takes away. */
+static void notify_embedder(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
+{
+	if (!vm->cfg.invalidate_ops)
+		return;
+	ms_rcu_read_lock();
+	ms_for_each_hva_slot(vm, start, end, notify_visit, &blockable);
+	ms_rcu_read_unlock();
+}
+
+/*
+ * Raise the count, zap, invalidate pfn caches and tell the embedder's
+ * caches; false: refused (non-blockable, it would wait), nothing changed.
+ */
 static bool invalidate_begin_unelided(struct ms_vm *vm, uint64_t start, uint64_t end,
 				      bool blockable)
 {
-	if (!blockable)
-		return mmu_invalidate_begin_nonblock(vm, start, end);
-	ms_spin_lock(&vm->mmu.mmu_lock);
-	mmu_invalidate_begin(&vm->mmu, start, end);
-	ms_spin_unlock(&vm->mmu.mmu_lock);
-	zap_hva_range(vm, start, end);
+	if (!blockable) {
+		if (!mmu_invalidate_begin_nonblock(vm, start, end))
+			return false;
+		if (!ms_pfn_caches_invalidate(vm, start, end, false)) {
+			ms_spin_lock(&vm->mmu.mmu_lock);
+			mmu_invalidate_end(vm);
+			ms_spin_unlock(&vm->mmu.mmu_lock);
+			return false;
+		}
+	} else {
+		ms_spin_lock(&vm->mmu.mmu_lock);
+		mmu_invalidate_begin(&vm->mmu, start, end);
+		ms_spin_unlock(&vm->mmu.mmu_lock);
+		zap_hva_range(vm, start, end);
+		ms_pfn_caches_invalidate(vm, start, end, true);
+	}
+	notify_embedder(vm, start, end, blockable);
 	return true;
 }
 
@@ -223,17 +264,22 @@ static int invalidate_range_start(struct ms_vm *vm, struct ms_thread_rec *rec, u
 	if (entry == MS_GATE_REFUSED)
 		goto refused;
 	elided = entry != MS_GATE_UNELIDED && invalidate_elided(vm, start, end, &gen);
+	/*
+	 * Decided: said before the zap, so that an update never waits for one;
+	 * a fault on a slot published meanwhile installs nothing the zap after
+	 * the count is raised will not find.  Pairs with the acquire in the fair
+	 * gate's must_wait_for().
+	 */
+	if (inv)
+		atomic_store_explicit(&inv->decision, elided ? MS_INV_ELIDED : MS_INV_UNELIDED,
+				      memory_order_release);
 	if (!elided && !invalidate_begin_unelided(vm, start, end, blockable)) {
 		vm->gate_ops->invalidate_end(vm);
 		goto refused;
 	}
 	/* Only a start that will have an end is traced. */
 	trace_start(vm, start, end, elided, gen);
-	if (inv)
-		/* Pairs with the acquire in the fair gate's must_wait_for(). */
-		atomic_store_explicit(&inv->decision, elided ? MS_INV_ELIDED : MS_INV_UNELIDED,
-				      memory_order_release);
-	else
+	if (!inv)
 		ms_rec_inc(rec, untracked_open);
 	if (elided)
 		ms_rec_inc(rec, invalidation_starts_elided);

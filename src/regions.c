@@ -23,6 +23,30 @@ static void region_of(const struct ms_memslot *slot, struct ms_region *out)
 	};
 }
 
+int ms_gpa_to_hva(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, size_t *len, bool write,
+		  uint64_t *hva)
+{
+	const struct ms_memslot *slot;
+	uint64_t room;
+	int r = -EFAULT;
+
+	if (!vm || !len || !hva || as_id >= vm->cfg.address_spaces)
+		return -EINVAL;
+	if (ms_in_forked_child())
+		return -ECHILD;
+	ms_rcu_read_lock();
+	slot = slot_index_find(ms_active_memslots(vm, as_id)->gfn_index, gpa >> MS_PAGE_SHIFT);
+	if (slot && !(slot->flags & MS_MEMSLOT_INVALID) &&
+	    !(write && (slot->flags & MS_MEM_READONLY))) {
+		*hva = ms_memslot_gfn_to_hva(slot, gpa >> MS_PAGE_SHIFT) + (gpa & (MS_PAGE_SIZE - 1));
+		room = ((slot->base_gfn + slot->npages) << MS_PAGE_SHIFT) - gpa;
+		*len = *len < room ? *len : room;
+		r = 0;
+	}
+	ms_rcu_read_unlock();
+	return r;
+}
+
 int ms_find_region(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, struct ms_region *out)
 {
 	const struct ms_memslot *slot;

@@ -333,6 +333,8 @@ static int txn_run(struct txn *t, const struct ms_region *regions, size_t n, siz
 		txn_publish(t, false);
 		/* Faults that saw the slots valid are over; new ones wait. */
 		ms_mmu_zap_gfn_ranges(t->vm, t->zap_as, t->zap_gfn, t->zap_end, t->nr_zap);
+		for (size_t i = 0; i < t->nr_zap; i++)
+			ms_notify_gfn_range(t->vm, t->zap_as[i], t->zap_gfn[i], t->zap_end[i]);
 	}
 	txn_publish(t, true);
 	txn_finish(t);

@@ -67,6 +67,7 @@ int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out)
 	vm->serial = atomic_fetch_add_explicit(&vm_serials, 1, memory_order_relaxed);
 	vm->max_gfn_end = 1ull << (cfg->guest_phys_bits - MS_PAGE_SHIFT);
 	ms_mutex_init(&vm->slots_lock, "slots_lock");
+	pthread_rwlock_init(&vm->pfn_caches_lock, NULL);
 	ms_lockdep_init_map(&vm->mn_callback_map, "invalidate_range callback", MS_LOCK_PSEUDO);
 	ms_lockdep_forbid_nesting(&vm->mn_callback_map, &vm->slots_lock.map,
 				  "invalidation callbacks must not take slots_lock");
@@ -137,6 +138,8 @@ int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out)
 		.mn_active_invalidate_count = vm->gate_ops->active_invalidations(vm),
 		.change_pte_misuses = LOAD(change_pte_misuses),
 		.unmatched_ends = LOAD(unmatched_ends),
+		.pfn_cache_refreshes = LOAD(pfn_cache_refreshes),
+		.pfn_cache_retries = LOAD(pfn_cache_retries),
 		.gate_waiters = vm->gate_ops->waiters(vm),
 	};
 	ms_for_each_thread_rec(vm, rec) {

@@ -73,6 +73,8 @@ struct ms_vm_stats {
 	_Atomic uint64_t in_progress_underflows;
 	_Atomic uint64_t change_pte_misuses;
 	_Atomic uint64_t unmatched_ends;
+	_Atomic uint64_t pfn_cache_refreshes;
+	_Atomic uint64_t pfn_cache_retries;
 };
 
 struct ms_vm {
@@ -97,6 +99,11 @@ struct ms_vm {
 	struct ms_mmu mmu;
 	struct ms_vm_stats stats;
 
+	/* Active pfn caches (pfn_cache.c). */
+	pthread_rwlock_t pfn_caches_lock;
+	struct ms_pfn_cache *pfn_caches; /* pfn_caches_lock */
+	_Atomic unsigned int nr_pfn_caches;
+
 	/* Every thread's record of its invalidations on this VM (thread_rec.h). */
 	struct ms_thread_rec *_Atomic thread_recs;
 	struct ms_mutex thread_recs_lock;
@@ -119,6 +126,8 @@ struct ms_vcpu {
 
 /* notifier.c: the calling thread's own open invalidations. */
 bool ms_update_waits_for_this_thread(struct ms_vm *vm);
+/* A memslot update took [gfn, end) of as_id away: tell the embedder's caches. */
+void ms_notify_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
 /* Does the calling thread hold an invalidation of vm that raised the in-progress count? */
 bool ms_unelided_invalidation_open_here(struct ms_vm *vm);
 
@@ -128,6 +137,9 @@ static inline bool ms_in_forked_child(void)
 {
 	return __builtin_expect(__atomic_load_n(&ms_forked, __ATOMIC_RELAXED), 0);
 }
+
+/* pfn_cache.c */
+bool ms_pfn_caches_invalidate(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable);
 
 /* dirty_log.c */
 uint64_t ms_dirty_bitmap_words(uint64_t npages);
