@@ -220,7 +220,10 @@ static void mutate(struct ms_region *r, unsigned int how, uint8_t gpage)
 	}
 }
 
-/* Ids 0-29, enough for the slot index to split its nodes, then the last valid id and the first invalid one. */
+/*
+ * Ids 0-29, enough for the slot index to split its nodes, then the last
+ * valid id and the first invalid one.
+ */
 static unsigned int fuzz_id(uint8_t idb)
 {
 	return idb % 32 < 30 ? idb % 32 : ref.slots_per_space - 31 + idb % 32;

@@ -235,7 +235,8 @@ SEEDS = {
     + get_log() + clear_log(to_end=0) + get_log() + write(18) + clear_log(words=0) + get_log(),
     "dirty-log-initially-set": config(dirty=MANUAL | INITIALLY_SET) + put(npages=3) + write(16)
     + reissue(3) + write(16, seed=4) + write(17) + get_log() + clear_log(to_end=0, bits=("bit", 0))
-    + get_log() + write(16, seed=6) + get_log() + put(id=1, npages=1, gpage=100, flags=LOG, large=True)
+    + get_log() + write(16, seed=6) + get_log()
+    + put(id=1, npages=1, gpage=100, flags=LOG, large=True)
     + get_log(id=1) + clear_log(id=1, first=1, to_end=0, bits=("bit", 12)) + get_log(id=1),
     "dirty-log-initially-set-without-manual": config(dirty=INITIALLY_SET) + put(flags=LOG)
     + get_log(),
@@ -245,10 +246,12 @@ SEEDS = {
     "dirty-log-flag-off-frees": config(dirty=MANUAL) + put(npages=3, flags=LOG) + write(16)
     + reissue(3) + get_log() + clear_log() + write(17) + reissue(3) + get_log() + write(18)
     + get_log() + delete() + get_log() + put(npages=3, flags=LOG, hpage=5) + get_log(),
-    "dirty-log-bad-clear-ranges": config(dirty=MANUAL) + put(npages=1, gpage=100, flags=LOG, large=True)
+    "dirty-log-bad-clear-ranges": config(dirty=MANUAL)
+    + put(npages=1, gpage=100, flags=LOG, large=True)
     + put(id=1, npages=2, flags=LOG) + put(id=2, npages=1, gpage=30)
     + b"".join(mark(g) for g in (100, 163, 164, 176, 177))
-    + clear_log(first_unaligned=5) + clear_log(first=2, words=0) + clear_log(first_last_word=1, words=0)
+    + clear_log(first_unaligned=5) + clear_log(first=2, words=0)
+    + clear_log(first_last_word=1, words=0)
     + clear_log(first=1, small=10) + clear_log(first=1, to_end=-1) + clear_log(first=1, to_end=1)
     + clear_log(first_any=2**64 - 64, num_any=64) + clear_log(num_any=2**32 - 1)
     + clear_log(id=31) + clear_log(id=31, first_unaligned=3) + clear_log(as_=2)
@@ -261,8 +264,9 @@ SEEDS = {
     "dirty-log-turned-on-protects": config() + put(npages=3) + write(16) + read(17)
     + reissue(3) + write(16, seed=8) + write(17, seed=8) + get_log() + reissue(3) + write(18)
     + reissue(2, gpage=40) + write(42) + get_log(),
-    "dirty-log-clear-at-the-end": config(dirty=MANUAL) + put(npages=4, gpage=0, flags=LOG, large=True)
-    + mark(0) + mark(64) + mark(127) + clear_log(first=2, words=0) + clear_log(first_last_word=1, words=0)
+    "dirty-log-clear-at-the-end": config(dirty=MANUAL)
+    + put(npages=4, gpage=0, flags=LOG, large=True) + mark(0) + mark(64) + mark(127)
+    + clear_log(first=2, words=0) + clear_log(first_last_word=1, words=0)
     + clear_log(first=2, small=1) + clear_log(first=1, to_end=0, bits=("bit", 63)) + get_log()
     + clear_log(first=1, words=1) + clear_log(to_end=0, bits="data", data=[1, 0]) + get_log(),
     "dirty-log-bad-slots": config(spaces=3, ids=3, dirty=MANUAL) + put(as_=2, flags=LOG)
