@@ -6,10 +6,16 @@
  * other, now and then each kind of bad argument or limit, re-issues of a live
  * slot to reach moves, flags-only changes and no-ops), ms_gfn_to_hva on every
  * address space, read and write, ms_vcpu_read/ms_vcpu_write of up to 128
- * bytes, and start/end pairs around host ranges -- and each result is
- * compared with tests/ref/kvm_ref.h, the reference model of KVM's rules:
- * every return code, every hva, every byte read; after every write the whole
- * arena must equal the model's view of it.  Frames are got through counting
+ * bytes, start/end pairs around host ranges, and dirty logging:
+ * ms_get_dirty_log and ms_clear_dirty_log of slot ids as above or any 32-bit
+ * slot number, clears with first_page and num_pages at and around the word
+ * and slot boundaries or anything, bitmaps of all ones, single bits or input
+ * bytes, and ms_mark_page_dirty -- and each result is compared with
+ * tests/ref/kvm_ref.h, the reference model of KVM's rules: every return code,
+ * every hva, every byte read, every word of every dirty bitmap returned (and
+ * no word written past it or on failure); after every write the whole arena
+ * must equal the model's view of it.  Before an input's slots go, each logged
+ * one's bitmap is fetched and compared once more.  Frames are got through counting
  * frame_ops, which also check that each lies in the arena, that none of a
  * range is held once its invalidation started, and, when an input ends and
  * every slot is deleted, that every frame got was put.  Any difference prints
@@ -18,9 +24,22 @@
  * one emptied VM per configuration (see vm_for()).
  *
  * Slots that map host memory used by accesses point into one arena of real
- * pages.  Regions outside it (the user limit, huge slots) are still created,
- * looked up and compared, but an access that would touch them is skipped:
- * only set_memory_region and lookups may meet addresses that are not mapped.
+ * pages.  Regions outside it (the user limit, huge slots, the large slots of
+ * 60 to 196 pages that give bitmaps several words) are still created, looked
+ * up, marked dirty and compared, but an access that would touch them is
+ * skipped: only set_memory_region, lookups and ms_mark_page_dirty may meet
+ * addresses that are not mapped.  A region of more than MAX_LOGGED_PAGES
+ * pages never asks for dirty logging: the 2^31 - 1 page slot's bitmap would
+ * be 256 MiB in the library, again in the model and again per harvest.
+ *
+ * What the dirty bitmaps can be compared on: the library marks a page only
+ * when a write faults its entry writable (or ms_mark_page_dirty), and a
+ * logged page's entry is writable only from such a fault until a harvest
+ * clears the bit and write-protects the entry together, or, with
+ * initially-set bitmaps, from before logging began while its bit is still
+ * set.  So a write that marks nothing finds the bit set already, and the
+ * bitmap is exactly the pages written or marked since their bit was last
+ * cleared: what the model keeps.  Single-threaded, nothing is racy.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +57,10 @@
 #define SWEEP_GFNS 272 /* gpas come from one byte of pages, plus slot sizes */
 #define SWEEP_WINDOW 16
 #define HUGE_HVA 0x10000000ull
+#define LARGE_HVA 0x20000000ull
+#define MAX_LOGGED_PAGES 256
+#define MAX_WORDS 8 /* a bitmap buffer, in words: 4 hold the largest logged slot */
+#define POISON 0x5a5a5a5a5a5a5a5aull
 
 static unsigned char *arena;
 static unsigned char shadow[ARENA_PAGES * P]; /* what the arena must hold */
@@ -84,6 +107,13 @@ static __attribute__((format(printf, 1, 2))) void describe(const char *fmt, ...)
 		fprintf(stderr, "fuzz: op %u: %s\n", op_index, op_desc);
 }
 
+/* Under MEMSLOTS_FUZZ_TRACE, what the library returned (and the model agreed to). */
+static void traced(int got)
+{
+	if (trace)
+		fprintf(stderr, "fuzz: op %u:   returns %d\n", op_index, got);
+}
+
 static uint64_t arena_hva(uint64_t page)
 {
 	return (uint64_t)(uintptr_t)arena + page * P;
@@ -114,6 +144,15 @@ static void put_frame(void *opaque, void *frame, bool used)
 }
 
 static const struct ms_frame_ops frame_ops = { get_frame, put_frame };
+
+static uint64_t bytes(struct input *in, int n)
+{
+	uint64_t v = 0;
+
+	while (n--)
+		v = v << 8 | byte(in);
+	return v;
+}
 
 /*
  * Re-issue the live slot s: how & 1 keeps its gpa (else r's new one: a move),
@@ -181,6 +220,19 @@ static void mutate(struct ms_region *r, unsigned int how, uint8_t gpage)
 	}
 }
 
+/*
+ * Ids 0-29, enough for the slot index to split its nodes, then the last
+ * valid id and the first invalid one.
+ */
+static unsigned int fuzz_id(uint8_t idb)
+{
+	return idb % 32 < 30 ? idb % 32 : ref.slots_per_space - 31 + idb % 32;
+}
+
+/*
+ * kind: bits 0-1 the flags, bit 2 a large slot (outside the arena), bits 3-7
+ * the mode: as given, mutated (12 + k) or a re-issue of the live slot (24 + k).
+ */
 static void op_set(struct ms_vm *vm, struct input *in)
 {
 	uint8_t kind = byte(in), idb = byte(in), asb = byte(in);
@@ -190,11 +242,7 @@ static void op_set(struct ms_vm *vm, struct input *in)
 	struct ms_region r;
 	int got, want;
 
-	/*
-	 * Ids 0-29, enough for the slot index to split its nodes, then the last
-	 * valid id and the first invalid one.
-	 */
-	id = idb % 32 < 30 ? idb % 32 : ref.slots_per_space - 31 + idb % 32;
+	id = fuzz_id(idb);
 	if (hpage + npages > ARENA_PAGES)
 		npages = ARENA_PAGES - hpage;
 	r = (struct ms_region){ .slot = as << 16 | id,
@@ -202,6 +250,10 @@ static void op_set(struct ms_vm *vm, struct input *in)
 				.guest_phys_addr = (uint64_t)gpage * P,
 				.memory_size = (uint64_t)npages * P,
 				.userspace_addr = arena_hva(hpage) };
+	if (kind & 4) {
+		r.memory_size = (60 + 17 * (uint64_t)npages) * P;
+		r.userspace_addr = LARGE_HVA + hpage * P;
+	}
 	live = kvm_ref_find(&ref, as, id);
 	if (kind >> 3 >= 24) {
 		if (live)
@@ -209,6 +261,8 @@ static void op_set(struct ms_vm *vm, struct input *in)
 	} else if (kind >> 3 >= 12) {
 		mutate(&r, (kind >> 3) - 12, gpage);
 	}
+	if (r.memory_size > MAX_LOGGED_PAGES * P)
+		r.flags &= ~MS_MEM_LOG_DIRTY_PAGES;
 	describe("set slot %#x flags %#x gpa %#llx size %#llx hva %#llx", r.slot, r.flags,
 		 (unsigned long long)r.guest_phys_addr, (unsigned long long)r.memory_size,
 		 (unsigned long long)r.userspace_addr);
@@ -354,6 +408,183 @@ static void op_access(struct ms_vcpu *vcpu, struct input *in, bool write)
 		mismatch("the arena differs from the model after the write");
 }
 
+/*
+ * A dirty-log slot number: sel bit 7, any 32 bits; else an address space
+ * (one past the last too) and an id as op_set picks them.
+ */
+static uint32_t fuzz_slot_nr(uint8_t sel, struct input *in)
+{
+	uint8_t idb, asb;
+
+	if (sel & 0x80)
+		return (uint32_t)bytes(in, 4);
+	idb = byte(in);
+	asb = byte(in);
+	return (asb % (ref.address_spaces + 1)) << 16 | fuzz_id(idb);
+}
+
+/* The model's logged slot named by slot_nr, or NULL. */
+static const struct kvm_ref_slot *logged(uint32_t slot_nr)
+{
+	struct kvm_ref_slot *s;
+
+	if (!kvm_ref_slot_nr_valid(&ref, slot_nr) || kvm_ref_logged_slot(&ref, slot_nr, &s))
+		return NULL;
+	return s;
+}
+
+/*
+ * Get slot_nr's bitmap from both (null: the library gets a NULL buffer) and
+ * compare the return codes and every word; the buffer is exactly as long as
+ * the slot's bitmap, so that ASan catches a word written past it, and must be
+ * left alone on failure.
+ */
+static void check_get(struct ms_vm *vm, uint32_t slot_nr, bool null)
+{
+	const struct kvm_ref_slot *s = logged(slot_nr);
+	uint64_t words = s ? kvm_ref_bitmap_words(s->npages) : 1, want_bits[MAX_WORDS];
+	uint64_t *buf;
+	int got, want;
+
+	if (words > MAX_WORDS)
+		mismatch("harness: a logged slot of %llu pages", (unsigned long long)s->npages);
+	buf = malloc(words * sizeof(*buf));
+	if (!buf)
+		abort();
+	for (uint64_t i = 0; i < words; i++)
+		buf[i] = POISON;
+	want = kvm_ref_get_dirty_log(&ref, slot_nr, null ? NULL : want_bits);
+	got = ms_get_dirty_log(vm, slot_nr, null ? NULL : buf);
+	if (got != want)
+		mismatch("library returns %d, reference %d", got, want);
+	traced(got);
+	for (uint64_t i = 0; trace && !got && !null && i < words; i++)
+		fprintf(stderr, "fuzz: op %u:   word %llu: %#llx\n", op_index,
+			(unsigned long long)i, (unsigned long long)buf[i]);
+	for (uint64_t i = 0; i < words; i++) {
+		uint64_t expect = got || null ? POISON : want_bits[i];
+
+		if (buf[i] != expect)
+			mismatch("bitmap word %llu is %#llx, reference %#llx",
+				 (unsigned long long)i, (unsigned long long)buf[i],
+				 (unsigned long long)expect);
+	}
+	free(buf);
+}
+
+/* sel: bit 7 any slot number; 0x7f in bits 0-6, a NULL buffer. */
+static void op_get_dirty_log(struct ms_vm *vm, struct input *in)
+{
+	uint8_t sel = byte(in);
+	uint32_t slot_nr = fuzz_slot_nr(sel, in);
+	bool null = (sel & 0x7f) == 0x7f;
+
+	describe("get dirty log of slot %#x%s", slot_nr, null ? " into NULL" : "");
+	check_get(vm, slot_nr, null);
+}
+
+/*
+ * first_page by fb >> 6: a word boundary 0..448; fb & 63, unaligned but for
+ * 0; the start of the slot's last word or the word after it; any 64 bits.
+ * num_pages by nb >> 6: whole words 0..448; the pages up to the slot's end,
+ * -4..+3; nb & 63; any 32 bits.  The caller's bitmap by mb & 3: all ones,
+ * input bytes, one bit per word (bit mb >> 2), none; mb 0xff: NULL.
+ */
+static void op_clear_dirty_log(struct ms_vm *vm, struct input *in)
+{
+	uint8_t sel = byte(in);
+	uint32_t slot_nr = fuzz_slot_nr(sel, in);
+	uint8_t fb = byte(in), nb = byte(in), mb = byte(in);
+	const struct kvm_ref_slot *s = kvm_ref_find(&ref, slot_nr >> 16, slot_nr & 0xffff);
+	uint64_t npages = s ? s->npages : 0, first_page, words, *bits = NULL;
+	uint32_t num_pages;
+	int got, want;
+
+	switch (fb >> 6) {
+	case 0:
+		first_page = 64 * (fb & 7);
+		break;
+	case 1:
+		first_page = fb & 63;
+		break;
+	case 2:
+		first_page = (npages ? (npages - 1) & ~63ull : 0) + 64 * (fb & 1);
+		break;
+	default:
+		first_page = bytes(in, 8);
+		break;
+	}
+	switch (nb >> 6) {
+	case 0:
+		num_pages = 64 * (nb & 7);
+		break;
+	case 1:
+		num_pages = (uint32_t)(npages - first_page + (nb & 7) - 4);
+		break;
+	case 2:
+		num_pages = nb & 63;
+		break;
+	default:
+		num_pages = (uint32_t)bytes(in, 4);
+		break;
+	}
+	/* A valid range fits MAX_WORDS; an invalid one must not be read. */
+	words = kvm_ref_bitmap_words(num_pages);
+	if (words > MAX_WORDS)
+		words = MAX_WORDS;
+	if (mb != 0xff) {
+		bits = malloc((words ? words : 1) * sizeof(*bits));
+		if (!bits)
+			abort();
+		for (uint64_t i = 0; i < words; i++) {
+			switch (mb & 3) {
+			case 0:
+				bits[i] = UINT64_MAX;
+				break;
+			case 1:
+				bits[i] = bytes(in, 8);
+				break;
+			case 2:
+				bits[i] = 1ull << (mb >> 2);
+				break;
+			default:
+				bits[i] = 0;
+				break;
+			}
+		}
+	}
+	describe("clear dirty log of slot %#x pages %#llx + %#x, bitmap %s%#llx", slot_nr,
+		 (unsigned long long)first_page, num_pages, bits ? "" : "NULL ",
+		 (unsigned long long)(bits && words ? bits[0] : 0));
+	want = kvm_ref_clear_dirty_log(&ref, slot_nr, first_page, num_pages, bits);
+	got = ms_clear_dirty_log(vm, slot_nr, first_page, num_pages, bits);
+	if (got != want)
+		mismatch("library returns %d, reference %d", got, want);
+	traced(got);
+	free(bits);
+	/* With manual protect a get only reads: look at the result now. */
+	if (ref.manual_protect && logged(slot_nr)) {
+		describe("get dirty log of slot %#x after the clear", slot_nr);
+		check_get(vm, slot_nr, false);
+	}
+}
+
+/* b: address space (one past the last too) and fuzz_gfn()'s region; 1 adds 256. */
+static void op_mark_page_dirty(struct ms_vm *vm, struct input *in)
+{
+	uint8_t b = byte(in), g = byte(in);
+	unsigned int as = (b & 15) % (ref.address_spaces + 1), region = (b >> 4) & 7;
+	uint64_t gfn = fuzz_gfn(region, g, in) + (region == 1 ? 256 : 0);
+	int got, want;
+
+	describe("mark page dirty as %u gfn %#llx", as, (unsigned long long)gfn);
+	want = kvm_ref_mark_page_dirty(&ref, as, gfn);
+	got = ms_mark_page_dirty(vm, as, gfn);
+	if (got != want)
+		mismatch("library returns %d, reference %d", got, want);
+	traced(got);
+}
+
 /* Frames held for arena pages of [start, end). */
 static long frames_in(uint64_t start, uint64_t end)
 {
@@ -403,57 +634,90 @@ static void op_invalidate(struct ms_vm *vm, struct input *in)
 }
 
 /*
- * The first byte picks address spaces and slot ids, KVM's defaults most
- * often.  Creating a VM costs about 2 ms under ASan, ten times the rest of
- * an input, so each configuration's VM is made once and emptied after use,
- * unless the high nibble is 5 (rare, and no value mutations favour): then it
- * is destroyed with its slots.
+ * The first byte picks address spaces (bits 0-1) and slot ids (bits 2-3),
+ * KVM's defaults most often, and dirty logging (bits 4-5): bit 4 manual
+ * protect, bit 5 initially set, which without manual protect is -EINVAL
+ * (D1): ms_vm_create must fail, and the input ends there.  Creating a VM
+ * costs about 2 ms under ASan, ten times the rest of an input, so each
+ * configuration's VM is made once and emptied after use, unless bits 6-7 are
+ * 01: then it is destroyed with its slots.
  */
-static struct ms_vm *vms[16];
+#define CONFIG_DESTROY(b) ((b) >> 6 == 1)
+
+static struct ms_vm *vms[64];
 
 static struct ms_vm *vm_for(uint8_t b)
 {
 	static const unsigned int spaces[4] = { 2, 2, 1, 3 };
 	static const unsigned int ids[4] = { MS_MAX_SLOTS_PER_SPACE, MS_MAX_SLOTS_PER_SPACE, 8, 7 };
 	struct ms_config cfg;
+	int got, want;
 
 	ms_config_init(&cfg);
 	cfg.address_spaces = spaces[b & 3];
 	cfg.slots_per_space = ids[b >> 2 & 3];
 	cfg.frame_ops = &frame_ops;
+	cfg.manual_dirty_log_protect = b & 0x10;
+	cfg.dirty_log_initially_set = b & 0x20;
 	kvm_ref_init(&ref, cfg.address_spaces, cfg.slots_per_space);
-	if (!vms[b & 15] && ms_vm_create(&cfg, &vms[b & 15]))
-		abort();
-	return vms[b & 15];
+	want = kvm_ref_dirty_log_caps(&ref, cfg.manual_dirty_log_protect,
+				      cfg.dirty_log_initially_set);
+	if (vms[b & 63])
+		return vms[b & 63];
+	describe("create a VM, config %#x", b);
+	got = ms_vm_create(&cfg, &vms[b & 63]);
+	if (got != want)
+		mismatch("library returns %d, reference %d", got, want);
+	return got ? NULL : vms[b & 63];
 }
 
 static void run(struct ms_vm *vm, struct ms_vcpu *vcpu, struct input *in)
 {
 	for (op_index = 0; in->size && op_index < MAX_OPS; op_index++) {
-		switch (byte(in) % 16) {
+		switch (byte(in) % 32) {
 		case 0:
 		case 1:
 		case 2:
 		case 8:
 		case 9:
+		case 25:
 			op_set(vm, in);
 			break;
 		case 3:
 		case 10:
+		case 26:
 			op_lookup(vcpu, in);
 			break;
 		case 4:
 		case 11:
+		case 27:
 			op_access(vcpu, in, false);
 			break;
 		case 5:
 		case 6:
 		case 12:
+		case 28:
 			op_access(vcpu, in, true);
 			break;
 		case 13:
 		case 14:
+		case 29:
 			op_invalidate(vm, in);
+			break;
+		case 16:
+		case 17:
+		case 18:
+			op_get_dirty_log(vm, in);
+			break;
+		case 19:
+		case 20:
+		case 21:
+		case 22:
+			op_clear_dirty_log(vm, in);
+			break;
+		case 23:
+		case 24:
+			op_mark_page_dirty(vm, in);
 			break;
 		default:
 			sweep(vcpu, byte(in), SWEEP_WINDOW);
@@ -461,6 +725,19 @@ static void run(struct ms_vm *vm, struct ms_vcpu *vcpu, struct input *in)
 		}
 	}
 	sweep(vcpu, 0, SWEEP_GFNS);
+}
+
+/* Every logged slot's bitmap, a last time. */
+static void final_harvest(struct ms_vm *vm)
+{
+	for (unsigned int i = 0; i < ref.nslots; i++) {
+		const struct kvm_ref_slot *s = &ref.slot[i];
+
+		if (!s->dirty_bitmap)
+			continue;
+		describe("final get dirty log of slot %#x", s->as_id << 16 | s->id);
+		check_get(vm, s->as_id << 16 | s->id, false);
+	}
 }
 
 /* Delete what the model holds; the library must then hold no frame either. */
@@ -484,8 +761,9 @@ static void empty(struct ms_vm *vm)
 static void destroy(uint8_t b)
 {
 	describe("destroy the VM with %u slots", ref.nslots);
-	ms_vm_destroy(vms[b & 15]);
-	vms[b & 15] = NULL;
+	ms_vm_destroy(vms[b & 63]);
+	vms[b & 63] = NULL;
+	kvm_ref_fini(&ref);
 	if (frames_out)
 		mismatch("%ld frames got and never put", frames_out);
 }
@@ -507,12 +785,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(arena, 0, ARENA_PAGES * P);
 	memset(shadow, 0, sizeof(shadow));
 	b = byte(&in);
+	op_index = 0;
 	vm = vm_for(b);
+	if (!vm)
+		return 0;
 	if (ms_vcpu_create(vm, &vcpu))
 		abort();
 	run(vm, vcpu, &in);
 	ms_vcpu_destroy(vcpu);
-	if ((b & 0xf0) == 0x50)
+	final_harvest(vm);
+	if (CONFIG_DESTROY(b))
 		destroy(b);
 	else
 		empty(vm);

@@ -10,16 +10,24 @@ import sys
 PAGE = 4096
 
 
-def config(spaces=0, ids=0, destroy=False):
+MANUAL, INITIALLY_SET = 1, 2
+LOG, READONLY = 1, 2
+
+
+def config(spaces=0, ids=0, destroy=False, dirty=0):
     """spaces 0: two address spaces, 2: one, 3: three; ids 0: 32764, 2: 8, 3: 7;
-    destroy: destroy the VM at the end, slots and all, instead of emptying it."""
-    return bytes([spaces | ids << 2 | (0x50 if destroy else 0)])
+    dirty: MANUAL (manual protect) | INITIALLY_SET, which alone must make
+    ms_vm_create fail; destroy: destroy the VM at the end, slots and all,
+    instead of emptying it."""
+    return bytes([spaces | ids << 2 | dirty << 4 | (0x40 if destroy else 0)])
 
 
-def put(id=0, as_=0, hpage=0, npages=1, gpage=16, flags=0, mode=0):
+def put(id=0, as_=0, hpage=0, npages=1, gpage=16, flags=0, mode=0, large=False):
     """id 0-29 as given, 30 the last valid id, 31 the first invalid one;
-    mode 0: as given; 12 + k: bad or boundary variant k; 24 + k: re-issue."""
-    return bytes([0, flags | mode << 3, id, as_, hpage, npages, gpage])
+    mode 0: as given; 12 + k: bad or boundary variant k; 24 + k: re-issue.
+    large: 60 + 17 * npages pages (npages 0-8) outside the arena, at host page
+    hpage of its own range: accesses skip it, marks and bitmaps do not."""
+    return bytes([0, flags | (4 if large else 0) | mode << 3, id, as_, hpage, npages, gpage])
 
 
 def mutate(how, **kw):
@@ -56,6 +64,65 @@ def write(gpage, off=0, length=64, as_=0, seed=1, beyond=None):
 
 def sweep(first=0):
     return bytes([7, first])
+
+
+def _slot_nr(sel, id, as_, slot):
+    if slot is not None:
+        return bytes([sel | 0x80]) + slot.to_bytes(4, "big")
+    return bytes([sel, id, as_])
+
+
+def get_log(id=0, as_=0, slot=None, null=False):
+    """ms_get_dirty_log of id in as_ (ids as in put), or of any 32-bit slot
+    number; null: a NULL buffer."""
+    return bytes([16]) + _slot_nr(0x7f if null else 0, id, as_, slot)
+
+
+def clear_log(id=0, as_=0, slot=None, first=0, first_unaligned=None, first_last_word=None,
+              first_any=None, words=1, to_end=None, small=None, num_any=None, bits="ones",
+              data=()):
+    """ms_clear_dirty_log.  first_page: first * 64 (0-7); first_unaligned (0-63);
+    first_last_word 0: the start of the slot's last word, 1: the word after it;
+    first_any: any 64 bits.  num_pages: words * 64 (0-7); to_end: the pages up
+    to the slot's end plus to_end (-4..3); small (0-63); num_any: any 32 bits.
+    bits: "ones", "data" (the words of data), ("bit", b) one bit a word, "none"
+    or "null" (a NULL buffer)."""
+    tail = b""
+    if first_unaligned is not None:
+        fb = 0x40 | first_unaligned
+    elif first_last_word is not None:
+        fb = 0x80 | first_last_word
+    elif first_any is not None:
+        fb = 0xc0
+        tail += first_any.to_bytes(8, "big")
+    else:
+        fb = first
+    if to_end is not None:
+        nb = 0x40 | (to_end + 4)
+    elif small is not None:
+        nb = 0x80 | small
+    elif num_any is not None:
+        nb = 0xc0
+        tail += num_any.to_bytes(4, "big")
+    else:
+        nb = words
+    if bits == "ones":
+        mb = 0
+    elif bits == "data":
+        mb = 1
+        tail += b"".join(w.to_bytes(8, "big") for w in data)
+    elif bits == "none":
+        mb = 3
+    elif bits == "null":
+        mb = 0xff
+    else:
+        mb = 2 | bits[1] << 2
+    return bytes([19]) + _slot_nr(0, id, as_, slot) + bytes([fb, nb, mb]) + tail
+
+
+def mark(gfn, as_=0):
+    """ms_mark_page_dirty of gfn 0-511 (256 and up through region 1)."""
+    return bytes([23, as_ | (0x10 if gfn >= 256 else 0), gfn % 256])
 
 
 def invalidate(first_page, npages=1, blockable=True, change_pte=False, outside=False):
@@ -157,6 +224,70 @@ SEEDS = {
     + lookup(0, region=6) + lookup(1, region=6) + lookup(0, region=5) + lookup(255, high=True)
     + lookup(0, region=7, any_gfn=2**64 - 1) + lookup(0, region=7, any_gfn=2**63)
     + lookup(0, region=7, any_gfn=16 + 2 * 11) + sweep(14),
+
+    # Dirty logging: every bitmap is compared word for word with the model.
+    "dirty-log-get-clears": config() + put(npages=4, flags=LOG) + read(17) + write(16)
+    + write(18, 250, 128) + get_log() + get_log() + write(16, seed=5) + read(19) + get_log()
+    + write(19) + write(19, seed=3),
+    "dirty-log-manual-clear": config(dirty=MANUAL) + put(npages=4, flags=LOG) + write(16)
+    + write(17) + write(19) + get_log() + get_log()
+    + clear_log(small=4, bits="data", data=[0b0101]) + write(16, seed=2) + write(17, seed=2)
+    + get_log() + clear_log(to_end=0) + get_log() + write(18) + clear_log(words=0) + get_log(),
+    "dirty-log-initially-set": config(dirty=MANUAL | INITIALLY_SET) + put(npages=3) + write(16)
+    + reissue(3) + write(16, seed=4) + write(17) + get_log() + clear_log(to_end=0, bits=("bit", 0))
+    + get_log() + write(16, seed=6) + get_log()
+    + put(id=1, npages=1, gpage=100, flags=LOG, large=True)
+    + get_log(id=1) + clear_log(id=1, first=1, to_end=0, bits=("bit", 12)) + get_log(id=1),
+    "dirty-log-initially-set-without-manual": config(dirty=INITIALLY_SET) + put(flags=LOG)
+    + get_log(),
+    "dirty-log-move-keeps-bits": config() + put(npages=3, flags=LOG) + write(17) + mark(18)
+    + reissue(0, gpage=40) + read(41) + get_log() + write(40) + reissue(2, gpage=60)
+    + write(61) + reissue(3, gpage=60) + get_log() + write(62) + get_log(),
+    "dirty-log-flag-off-frees": config(dirty=MANUAL) + put(npages=3, flags=LOG) + write(16)
+    + reissue(3) + get_log() + clear_log() + write(17) + reissue(3) + get_log() + write(18)
+    + get_log() + delete() + get_log() + put(npages=3, flags=LOG, hpage=5) + get_log(),
+    "dirty-log-bad-clear-ranges": config(dirty=MANUAL)
+    + put(npages=1, gpage=100, flags=LOG, large=True)
+    + put(id=1, npages=2, flags=LOG) + put(id=2, npages=1, gpage=30)
+    + b"".join(mark(g) for g in (100, 163, 164, 176, 177))
+    + clear_log(first_unaligned=5) + clear_log(first=2, words=0)
+    + clear_log(first_last_word=1, words=0)
+    + clear_log(first=1, small=10) + clear_log(first=1, to_end=-1) + clear_log(first=1, to_end=1)
+    + clear_log(first_any=2**64 - 64, num_any=64) + clear_log(num_any=2**32 - 1)
+    + clear_log(id=31) + clear_log(id=31, first_unaligned=3) + clear_log(as_=2)
+    + clear_log(slot=0xffffffff) + clear_log(id=5) + clear_log(id=5, first_unaligned=1)
+    + clear_log(id=2) + clear_log(bits="null") + clear_log(words=0, bits="null")
+    + clear_log(first=1, to_end=0, bits=("bit", 35)) + get_log()
+    + clear_log(first_last_word=0, to_end=0, bits="data", data=[1 << 36 | 1 << 63]) + get_log()
+    + clear_log(id=1, to_end=0) + get_log(id=1) + clear_log(id=1, first_last_word=1, words=0)
+    + clear_log(words=1) + get_log() + clear_log(first=1, to_end=0) + get_log(),
+    "dirty-log-turned-on-protects": config() + put(npages=3) + write(16) + read(17)
+    + reissue(3) + write(16, seed=8) + write(17, seed=8) + get_log() + reissue(3) + write(18)
+    + reissue(2, gpage=40) + write(42) + get_log(),
+    "dirty-log-clear-at-the-end": config(dirty=MANUAL)
+    + put(npages=4, gpage=0, flags=LOG, large=True) + mark(0) + mark(64) + mark(127)
+    + clear_log(first=2, words=0) + clear_log(first_last_word=1, words=0)
+    + clear_log(first=2, small=1) + clear_log(first=1, to_end=0, bits=("bit", 63)) + get_log()
+    + clear_log(first=1, words=1) + clear_log(to_end=0, bits="data", data=[1, 0]) + get_log(),
+    "dirty-log-bad-slots": config(spaces=3, ids=3, dirty=MANUAL) + put(as_=2, flags=LOG)
+    + put(id=1, as_=1) + write(16, as_=2) + get_log(as_=2) + get_log(as_=3) + get_log(id=31)
+    + get_log(id=30) + get_log(id=6, as_=2) + get_log(id=1, as_=1) + get_log(as_=2, null=True)
+    + get_log(slot=0xffff0000) + get_log(slot=0x0002ffff) + get_log(slot=2 << 16 | 0x10000),
+    "dirty-log-mark-page": config() + put(npages=2, flags=LOG) + put(id=1, hpage=4, gpage=20)
+    + put(id=2, npages=3, gpage=230, flags=LOG, large=True) + mark(16) + mark(17) + mark(18)
+    + mark(20) + mark(16, as_=1) + mark(16, as_=2) + mark(300) + mark(420) + get_log()
+    + get_log(id=2) + get_log(id=1),
+    "dirty-log-readonly": config(dirty=MANUAL) + put(npages=2, flags=LOG | READONLY) + write(16)
+    + read(16) + get_log() + mark(17) + get_log() + clear_log(to_end=0) + get_log(),
+    "dirty-log-invalidate": config() + put(hpage=4, npages=3, flags=LOG) + write(16)
+    + invalidate(4, 2) + write(16) + get_log() + write(17) + invalidate(5, 1) + get_log()
+    + write(17) + invalidate(5, 1, change_pte=True) + write(17) + get_log(),
+    "dirty-log-two-address-spaces": config(dirty=MANUAL) + put(as_=0, npages=2, flags=LOG)
+    + put(as_=1, hpage=0, npages=2, flags=LOG) + write(16, as_=0) + write(17, as_=1)
+    + get_log(as_=0) + get_log(as_=1) + clear_log(as_=1, to_end=0) + get_log(as_=0)
+    + get_log(as_=1) + write(17, as_=0) + get_log(as_=1),
+    "dirty-log-destroy-logged": config(destroy=True, dirty=MANUAL | INITIALLY_SET)
+    + put(npages=4, flags=LOG) + put(id=1, npages=2, gpage=120, flags=LOG, large=True) + write(17),
 }
 
 

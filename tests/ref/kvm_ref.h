@@ -57,6 +57,51 @@
  * access of len bytes at gpa fails with -EFAULT unless every page it touches
  * translates (for a write: writably), with len 0 a success and gpa + len
  * reaching 2^64 a fault.
+ *
+ * Dirty logging, with KVM's generic dirty bitmap (no dirty ring), read in
+ * virt/kvm/kvm_main.c, Linux 6.x:
+ *
+ * D1. KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, kvm_vm_ioctl_enable_cap_generic():
+ *     KVM_DIRTY_LOG_INITIALLY_SET is an allowed option only together with
+ *     KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, else -EINVAL.  memslots takes
+ *     both at VM creation (ms_config), where KVM lets them be enabled later.
+ * D2. kvm_prepare_memory_region(), for every change but DELETE: without
+ *     LOG_DIRTY_PAGES the new slot has no bitmap; if the old slot had one,
+ *     the new one keeps it, bits and all (a MOVE keeps it, a FLAGS_ONLY
+ *     change that leaves logging on too); else kvm_alloc_dirty_bitmap()
+ *     makes a zeroed one, and kvm_dirty_log_manual_protect_and_init_set()
+ *     sets its npages bits.  It runs before kvm_arch_prepare_memory_region()
+ *     (rule 11), which frees a bitmap it allocated when it fails: a failed
+ *     call changes no bitmap.  kvm_commit_memory_region() frees the old
+ *     slot's bitmap when the new one does not share it: on DELETE and when
+ *     the flag is turned off.
+ * D3. Writes: a vCPU write makes its page's entry writable through a fault,
+ *     which marks the page (mark_page_dirty_in_slot(): bit gfn - base_gfn
+ *     when the slot has a bitmap).  A write through an entry that is still
+ *     writable marks nothing, but such an entry exists only for a page whose
+ *     bit is set (harvests clear bits and write-protect together), so the
+ *     bitmap is exactly "every page written, or marked, since its bit was
+ *     last cleared": kvm_ref_access() with write sets the bit of every page
+ *     a successful write touches.  Reads mark nothing.
+ * D4. KVM_GET_DIRTY_LOG, kvm_get_dirty_log_protect(): -EINVAL when as_id >=
+ *     address spaces or id >= KVM_USER_MEM_SLOTS; then -ENOENT when the slot
+ *     does not exist or has no bitmap; it copies ALIGN(npages, 64) / 8 bytes
+ *     (whole 64-bit words, little-endian bit order); without manual protect
+ *     each word is exchanged with 0 (and its pages write-protected), with
+ *     manual protect the bitmap is only copied.
+ * D5. KVM_CLEAR_DIRTY_LOG, kvm_clear_dirty_log_protect(): -EINVAL for as_id
+ *     or id as in D4; then -EINVAL when first_page & 63; then -ENOENT as in
+ *     D4; then -EINVAL when first_page > npages, num_pages (32 bits) >
+ *     npages - first_page, or num_pages < npages - first_page and num_pages
+ *     & 63.  Then for each of the DIV_ROUND_UP(num_pages, 64) words of the
+ *     caller's bitmap, the slot's word first_page / 64 + i loses the bits
+ *     set in it (atomic_long_fetch_andnot(); those pages are
+ *     write-protected).  Bits past num_pages in the last word lie past the
+ *     slot's end, where the slot's bitmap has none: no mask is needed.
+ * The library's own contract, not KVM's: a NULL buffer (for clear, with
+ * num_pages) is -EINVAL before everything else (KVM would fault on the copy,
+ * -EFAULT, after the checks); ms_mark_page_dirty() is -EINVAL for a bad
+ * as_id and -EFAULT when no slot holds gfn, and sets the bit as D3 does.
  */
 #ifndef MEMSLOTS_KVM_REF_H
 #define MEMSLOTS_KVM_REF_H
@@ -89,20 +134,47 @@ struct kvm_ref_slot {
 	unsigned int as_id, id;
 	uint64_t base_gfn, npages, userspace_addr;
 	uint32_t flags;
+	uint64_t *dirty_bitmap; /* D2: ceil(npages / 64) words, or NULL */
 };
 
 struct kvm_ref {
 	unsigned int address_spaces, slots_per_space;
+	bool manual_protect, initially_set; /* D1 */
 	enum kvm_ref_change last_change; /* of the last kvm_ref_set_memory_region */
 	unsigned int nslots;		 /* slot[0..nslots) are live, in no order */
 	struct kvm_ref_slot slot[KVM_REF_SLOTS];
 };
 
+/* An empty VM; a model that held slots must go through kvm_ref_fini() first. */
 static inline void kvm_ref_init(struct kvm_ref *ref, unsigned int address_spaces,
 				unsigned int slots_per_space)
 {
 	*ref = (struct kvm_ref){ .address_spaces = address_spaces,
 				 .slots_per_space = slots_per_space };
+}
+
+/* Frees the bitmaps; the model is then empty, with the same configuration. */
+static inline void kvm_ref_fini(struct kvm_ref *ref)
+{
+	for (unsigned int i = 0; i < ref->nslots; i++)
+		free(ref->slot[i].dirty_bitmap);
+	ref->nslots = 0;
+}
+
+/* D1: enable KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 with these options (or none). */
+static inline int kvm_ref_dirty_log_caps(struct kvm_ref *ref, bool manual_protect,
+					 bool initially_set)
+{
+	if (initially_set && !manual_protect)
+		return -EINVAL;
+	ref->manual_protect = manual_protect;
+	ref->initially_set = initially_set;
+	return 0;
+}
+
+static inline uint64_t kvm_ref_bitmap_words(uint64_t npages)
+{
+	return (npages + 63) / 64;
 }
 
 /* Rules 1-7: what KVM rejects from the arguments alone. */
@@ -182,6 +254,27 @@ static inline int kvm_ref_classify(const struct kvm_ref_slot *old, const struct 
 	return 0;
 }
 
+/* D2: the bitmap of a slot that has flags and npages after the change from old. */
+static inline uint64_t *kvm_ref_new_bitmap(const struct kvm_ref *ref,
+					   const struct kvm_ref_slot *old, uint32_t flags,
+					   uint64_t npages)
+{
+	uint64_t words = kvm_ref_bitmap_words(npages), *bitmap;
+
+	if (!(flags & MS_MEM_LOG_DIRTY_PAGES))
+		return NULL;
+	if (old && old->dirty_bitmap)
+		return old->dirty_bitmap;
+	bitmap = calloc(words ? words : 1, sizeof(*bitmap));
+	if (!bitmap)
+		abort();
+	if (ref->manual_protect && ref->initially_set)
+		for (uint64_t i = 0; i < words; i++)
+			bitmap[i] = npages - 64 * i >= 64 ? UINT64_MAX
+							  : (1ull << (npages - 64 * i)) - 1;
+	return bitmap;
+}
+
 static inline struct kvm_ref_slot *kvm_ref_new_slot(struct kvm_ref *ref)
 {
 	if (ref->nslots == KVM_REF_SLOTS)
@@ -214,44 +307,73 @@ static inline int kvm_ref_set_memory_region(struct kvm_ref *ref, const struct ms
 			return -EINVAL;
 	}
 	if (change == KVM_REF_DELETE) {
+		free(old->dirty_bitmap);
 		*old = ref->slot[--ref->nslots];
 	} else {
+		uint64_t *bitmap = kvm_ref_new_bitmap(ref, old, r->flags, npages);
+
 		if (!old)
 			old = kvm_ref_new_slot(ref);
+		else if (old->dirty_bitmap != bitmap)
+			free(old->dirty_bitmap); /* logging turned off */
 		*old = (struct kvm_ref_slot){ .as_id = as_id,
 					      .id = id,
 					      .base_gfn = gfn,
 					      .npages = npages,
 					      .userspace_addr = r->userspace_addr,
-					      .flags = r->flags };
+					      .flags = r->flags,
+					      .dirty_bitmap = bitmap };
 	}
 	ref->last_change = change;
 	return 0;
 }
 
-static inline int kvm_ref_gfn_to_hva(const struct kvm_ref *ref, unsigned int as_id, uint64_t gfn,
-				     bool write, uint64_t *hva)
+/* The slot of as_id that holds gfn, or NULL. */
+static inline struct kvm_ref_slot *kvm_ref_slot_at(const struct kvm_ref *ref, unsigned int as_id,
+						   uint64_t gfn)
 {
-	if (as_id >= ref->address_spaces)
-		return -EINVAL;
 	for (unsigned int i = 0; i < ref->nslots; i++) {
 		const struct kvm_ref_slot *s = &ref->slot[i];
 
-		if (s->as_id != as_id || gfn < s->base_gfn || gfn - s->base_gfn >= s->npages)
-			continue;
-		if (write && (s->flags & MS_MEM_READONLY))
-			return -EFAULT;
-		*hva = s->userspace_addr + ((gfn - s->base_gfn) << KVM_REF_PAGE_SHIFT);
-		return 0;
+		if (s->as_id == as_id && gfn >= s->base_gfn && gfn - s->base_gfn < s->npages)
+			return (struct kvm_ref_slot *)s;
 	}
-	return -EFAULT;
+	return NULL;
 }
 
-/* What ms_vcpu_read (write false) or ms_vcpu_write returns for the range. */
-static inline int kvm_ref_access(const struct kvm_ref *ref, unsigned int as_id, uint64_t gpa,
+static inline int kvm_ref_gfn_to_hva(const struct kvm_ref *ref, unsigned int as_id, uint64_t gfn,
+				     bool write, uint64_t *hva)
+{
+	const struct kvm_ref_slot *s;
+
+	if (as_id >= ref->address_spaces)
+		return -EINVAL;
+	s = kvm_ref_slot_at(ref, as_id, gfn);
+	if (!s)
+		return -EFAULT;
+	if (write && (s->flags & MS_MEM_READONLY))
+		return -EFAULT;
+	*hva = s->userspace_addr + ((gfn - s->base_gfn) << KVM_REF_PAGE_SHIFT);
+	return 0;
+}
+
+/* D3, mark_page_dirty_in_slot(): set gfn's bit if its slot is logged. */
+static inline void kvm_ref_mark(struct kvm_ref_slot *s, uint64_t gfn)
+{
+	uint64_t rel = gfn - s->base_gfn;
+
+	if (s->dirty_bitmap)
+		s->dirty_bitmap[rel / 64] |= 1ull << (rel % 64);
+}
+
+/*
+ * What ms_vcpu_read (write false) or ms_vcpu_write returns for the range; a
+ * successful write marks every page it touched (D3).
+ */
+static inline int kvm_ref_access(struct kvm_ref *ref, unsigned int as_id, uint64_t gpa,
 				 size_t len, bool write)
 {
-	uint64_t hva;
+	uint64_t hva, first = gpa >> KVM_REF_PAGE_SHIFT, last;
 
 	if (as_id >= ref->address_spaces)
 		return -EINVAL;
@@ -259,13 +381,90 @@ static inline int kvm_ref_access(const struct kvm_ref *ref, unsigned int as_id, 
 		return 0;
 	if (gpa + len < gpa)
 		return -EFAULT;
-	for (uint64_t gfn = gpa >> KVM_REF_PAGE_SHIFT; gfn <= (gpa + len - 1) >> KVM_REF_PAGE_SHIFT;
-	     gfn++) {
+	last = (gpa + len - 1) >> KVM_REF_PAGE_SHIFT;
+	for (uint64_t gfn = first; gfn <= last; gfn++) {
 		int ret = kvm_ref_gfn_to_hva(ref, as_id, gfn, write, &hva);
 
 		if (ret)
 			return ret;
 	}
+	for (uint64_t gfn = first; write && gfn <= last; gfn++)
+		kvm_ref_mark(kvm_ref_slot_at(ref, as_id, gfn), gfn);
+	return 0;
+}
+
+/* ms_mark_page_dirty: the library's errnos, then D3. */
+static inline int kvm_ref_mark_page_dirty(struct kvm_ref *ref, unsigned int as_id, uint64_t gfn)
+{
+	struct kvm_ref_slot *s;
+
+	if (as_id >= ref->address_spaces)
+		return -EINVAL;
+	s = kvm_ref_slot_at(ref, as_id, gfn);
+	if (!s)
+		return -EFAULT;
+	kvm_ref_mark(s, gfn);
+	return 0;
+}
+
+/* D4 and D5: the logged slot that a dirty-log call's slot number names. */
+static inline int kvm_ref_logged_slot(struct kvm_ref *ref, uint32_t slot,
+				      struct kvm_ref_slot **out)
+{
+	*out = kvm_ref_find(ref, slot >> 16, slot & 0xffff);
+	return *out && (*out)->dirty_bitmap ? 0 : -ENOENT;
+}
+
+static inline bool kvm_ref_slot_nr_valid(const struct kvm_ref *ref, uint32_t slot)
+{
+	return slot >> 16 < ref->address_spaces && (slot & 0xffff) < ref->slots_per_space;
+}
+
+/*
+ * D4: ms_get_dirty_log; on success bitmap holds ceil(npages / 64) words of
+ * the slot's npages and the words past them are not written.
+ */
+static inline int kvm_ref_get_dirty_log(struct kvm_ref *ref, uint32_t slot, uint64_t *bitmap)
+{
+	struct kvm_ref_slot *s;
+	int ret;
+
+	if (!bitmap)
+		return -EINVAL; /* the library's */
+	if (!kvm_ref_slot_nr_valid(ref, slot))
+		return -EINVAL;
+	ret = kvm_ref_logged_slot(ref, slot, &s);
+	if (ret)
+		return ret;
+	for (uint64_t i = 0; i < kvm_ref_bitmap_words(s->npages); i++) {
+		bitmap[i] = s->dirty_bitmap[i];
+		if (!ref->manual_protect)
+			s->dirty_bitmap[i] = 0;
+	}
+	return 0;
+}
+
+/* D5: ms_clear_dirty_log; bitmap holds DIV_ROUND_UP(num_pages, 64) words. */
+static inline int kvm_ref_clear_dirty_log(struct kvm_ref *ref, uint32_t slot, uint64_t first_page,
+					  uint32_t num_pages, const uint64_t *bitmap)
+{
+	struct kvm_ref_slot *s;
+	int ret;
+
+	if (!bitmap && num_pages)
+		return -EINVAL; /* the library's */
+	if (!kvm_ref_slot_nr_valid(ref, slot))
+		return -EINVAL;
+	if (first_page & 63)
+		return -EINVAL;
+	ret = kvm_ref_logged_slot(ref, slot, &s);
+	if (ret)
+		return ret;
+	if (first_page > s->npages || num_pages > s->npages - first_page ||
+	    (num_pages < s->npages - first_page && (num_pages & 63)))
+		return -EINVAL;
+	for (uint64_t i = 0; i < kvm_ref_bitmap_words(num_pages); i++)
+		s->dirty_bitmap[first_page / 64 + i] &= ~bitmap[i];
 	return 0;
 }
 

@@ -13,6 +13,11 @@
  * no-op must change nothing: lookups, memslot_updates and generation are the
  * same before and after; a call that changes a slot counts one update and
  * moves the generation on.  Every disagreement is printed, then the test fails.
+ *
+ * The dirty-log table does the same for ms_get_dirty_log and
+ * ms_clear_dirty_log (KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG: rules D4 and D5
+ * of the model) under each dirty-log configuration, and then compares every
+ * logged slot's bitmap, word for word, with the model's.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -420,6 +425,7 @@ static void run_row(struct world *w, const struct row *row, const struct ms_conf
 	check_stats(w, &lib_before, &lib_after, w->ref.last_change != KVM_REF_NONE);
 	ms_vcpu_destroy(w->vcpu);
 	ms_vm_destroy(w->vm);
+	kvm_ref_fini(&w->ref);
 }
 
 static void test_kvm_rules(void **state)
@@ -447,11 +453,228 @@ static void test_config_limits(void **state)
 	assert_int_equal(w.failures, 0);
 }
 
+/*
+ * Dirty logging.  Slot 1: 130 pages, three bitmap words, the last partial;
+ * slot 3: 64 pages, one whole word; slot 2 is not logged.
+ */
+static const struct ms_region logged[] = {
+	{ S(0, 1), DIRTY, 1 * M, 130 * P, HVA },
+	{ S(0, 2), 0, 2 * M, 16 * P, HVA },
+	{ S(0, 3), DIRTY, 3 * M, 64 * P, HVA },
+};
+
+#define GET true
+#define CLEAR false
+#define ANY_NUM 0xffffffffu
+
+struct dirty_row {
+	const char *name;
+	bool get; /* else clear */
+	uint32_t slot;
+	uint64_t first_page; /* clear only */
+	uint32_t num_pages;
+	bool null; /* a NULL buffer: the library's -EINVAL, not KVM's */
+	int expect;
+};
+
+static const struct dirty_row dirty_rows[] = {
+	/* D4: kvm_get_dirty_log_protect() */
+	{ "get: logged slot", GET, S(0, 1), 0, 0, false, 0 },
+	{ "get: one-word slot", GET, S(0, 3), 0, 0, false, 0 },
+	{ "get: slot without logging", GET, S(0, 2), 0, 0, false, -ENOENT },
+	{ "get: missing slot", GET, S(0, 5), 0, 0, false, -ENOENT },
+	{ "get: missing slot in address space 1", GET, S(1, 1), 0, 0, false, -ENOENT },
+	{ "get: last slot id, missing", GET, S(0, 32763), 0, 0, false, -ENOENT },
+	{ "get: slot id 32764", GET, S(0, 32764), 0, 0, false, -EINVAL },
+	{ "get: slot id 0xffff", GET, S(0, 0xffff), 0, 0, false, -EINVAL },
+	{ "get: address space 2 of 2", GET, S(2, 1), 0, 0, false, -EINVAL },
+	{ "get: address space 0xffff", GET, S(0xffff, 1), 0, 0, false, -EINVAL },
+	{ "get: NULL buffer", GET, S(0, 1), 0, 0, true, -EINVAL },
+	{ "get: NULL buffer, missing slot", GET, S(0, 5), 0, 0, true, -EINVAL },
+	/* D5: kvm_clear_dirty_log_protect(); ids first */
+	{ "clear: slot id 32764", CLEAR, S(0, 32764), 0, 64, false, -EINVAL },
+	{ "clear: address space 2 of 2", CLEAR, S(2, 1), 0, 64, false, -EINVAL },
+	/* then first_page & 63, before the slot is looked up */
+	{ "clear: first_page 1", CLEAR, S(0, 1), 1, 64, false, -EINVAL },
+	{ "clear: first_page 63", CLEAR, S(0, 1), 63, 64, false, -EINVAL },
+	{ "clear: first_page 65", CLEAR, S(0, 1), 65, 1, false, -EINVAL },
+	{ "clear: first_page 1 of a missing slot", CLEAR, S(0, 5), 1, 64, false, -EINVAL },
+	{ "clear: first_page 1 of an unlogged slot", CLEAR, S(0, 2), 1, 64, false, -EINVAL },
+	/* then the slot, before the range */
+	{ "clear: missing slot", CLEAR, S(0, 5), 0, 64, false, -ENOENT },
+	{ "clear: unlogged slot", CLEAR, S(0, 2), 0, 64, false, -ENOENT },
+	{ "clear: unlogged slot, range past its end", CLEAR, S(0, 2), 1024, ANY_NUM, false,
+	  -ENOENT },
+	/* then the range */
+	{ "clear: whole slot", CLEAR, S(0, 1), 0, 130, false, 0 },
+	{ "clear: first word", CLEAR, S(0, 1), 0, 64, false, 0 },
+	{ "clear: two words", CLEAR, S(0, 1), 0, 128, false, 0 },
+	{ "clear: middle word", CLEAR, S(0, 1), 64, 64, false, 0 },
+	{ "clear: the partial last word", CLEAR, S(0, 1), 128, 2, false, 0 },
+	{ "clear: from 64 to the end", CLEAR, S(0, 1), 64, 66, false, 0 },
+	{ "clear: no pages", CLEAR, S(0, 1), 0, 0, false, 0 },
+	{ "clear: no pages in the last word", CLEAR, S(0, 1), 128, 0, false, 0 },
+	{ "clear: first_page past the end", CLEAR, S(0, 1), 192, 0, false, -EINVAL },
+	{ "clear: first_page 2^64 - 64", CLEAR, S(0, 1), 0ull - 64, 64, false, -EINVAL },
+	{ "clear: one page past the end", CLEAR, S(0, 1), 64, 67, false, -EINVAL },
+	{ "clear: one page past the end from 0", CLEAR, S(0, 1), 0, 131, false, -EINVAL },
+	{ "clear: not whole words, short of the end", CLEAR, S(0, 1), 64, 65, false, -EINVAL },
+	{ "clear: 63 pages", CLEAR, S(0, 1), 0, 63, false, -EINVAL },
+	{ "clear: 129 pages", CLEAR, S(0, 1), 0, 129, false, -EINVAL },
+	{ "clear: 2^32 - 1 pages", CLEAR, S(0, 1), 0, ANY_NUM, false, -EINVAL },
+	{ "clear: one-word slot, first_page at its end", CLEAR, S(0, 3), 64, 0, false, 0 },
+	{ "clear: one-word slot, a page past its end", CLEAR, S(0, 3), 64, 1, false, -EINVAL },
+	{ "clear: one-word slot, the next word", CLEAR, S(0, 3), 128, 0, false, -EINVAL },
+	{ "clear: NULL bitmap", CLEAR, S(0, 1), 0, 64, true, -EINVAL },
+	{ "clear: NULL bitmap, bad slot id", CLEAR, S(0, 32764), 0, 64, true, -EINVAL },
+	{ "clear: NULL bitmap, no pages", CLEAR, S(0, 1), 0, 0, true, 0 },
+};
+
+#define DIRTY_WORDS 3
+
+/* Every logged slot's bitmap: the library's and the model's, word by word. */
+static unsigned int compare_bitmaps(struct ms_vm *vm, struct kvm_ref *ref, const char *row,
+				    const char *cfg)
+{
+	unsigned int failures = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(logged); i++) {
+		uint64_t got[DIRTY_WORDS] = { 0 }, want[DIRTY_WORDS] = { 0 };
+		int rg = ms_get_dirty_log(vm, logged[i].slot, got);
+		int rw = kvm_ref_get_dirty_log(ref, logged[i].slot, want);
+
+		if (rg != rw) {
+			print_error("%s (%s): final get of slot %#x: library %d, model %d\n", row,
+				    cfg, logged[i].slot, rg, rw);
+			failures++;
+		}
+		for (int w = 0; w < DIRTY_WORDS && !rg; w++) {
+			if (got[w] == want[w])
+				continue;
+			print_error("%s (%s): slot %#x word %d: library %#llx, model %#llx\n", row,
+				    cfg, logged[i].slot, w, (unsigned long long)got[w],
+				    (unsigned long long)want[w]);
+			failures++;
+		}
+	}
+	return failures;
+}
+
+static unsigned int run_dirty_row(const struct dirty_row *row, bool manual, bool initially_set)
+{
+	/* Bits 0, 63, 64 and 129 (the last page of slot 1) set in the caller's bitmap. */
+	static const uint64_t mask[DIRTY_WORDS] = { 1ull | 1ull << 63, 1, 1ull << 1 };
+	const char *cfg = !manual ? "get clears" : initially_set ? "manual, initially set" : "manual";
+	uint64_t lib_buf[DIRTY_WORDS] = { 0 }, ref_buf[DIRTY_WORDS] = { 0 };
+	unsigned int failures = 0;
+	struct ms_config config;
+	struct ms_vcpu *vcpu;
+	struct kvm_ref ref;
+	struct ms_vm *vm;
+	int got, want;
+
+	ms_config_init(&config);
+	config.manual_dirty_log_protect = manual;
+	config.dirty_log_initially_set = initially_set;
+	assert_int_equal(ms_vm_create(&config, &vm), 0);
+	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+	kvm_ref_init(&ref, 2, MS_MAX_SLOTS_PER_SPACE);
+	assert_int_equal(kvm_ref_dirty_log_caps(&ref, manual, initially_set), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(logged); i++) {
+		assert_int_equal(kvm_ref_set_memory_region(&ref, &logged[i]), 0);
+		assert_int_equal(ms_set_memory_region(vm, &logged[i]), 0);
+	}
+	/* Pages 0, 1, 64, 127 and 129 of slot 1 and 63 of slot 3 dirty (D3). */
+	for (size_t i = 0; i < 6; i++) {
+		static const uint64_t gpa[6] = { 1 * M, 1 * M + P, 1 * M + 64 * P,
+						 1 * M + 127 * P, 1 * M + 129 * P, 3 * M + 63 * P };
+
+		assert_int_equal(kvm_ref_mark_page_dirty(&ref, 0, gpa[i] / P), 0);
+		assert_int_equal(ms_mark_page_dirty(vm, 0, gpa[i] / P), 0);
+	}
+
+	if (row->get) {
+		want = kvm_ref_get_dirty_log(&ref, row->slot, row->null ? NULL : ref_buf);
+		got = ms_get_dirty_log(vm, row->slot, row->null ? NULL : lib_buf);
+	} else {
+		want = kvm_ref_clear_dirty_log(&ref, row->slot, row->first_page, row->num_pages,
+					       row->null ? NULL : mask);
+		got = ms_clear_dirty_log(vm, row->slot, row->first_page, row->num_pages,
+					 row->null ? NULL : mask);
+	}
+	if (want != row->expect) {
+		print_error("%s (%s): model returns %d, the table (KVM) %d\n", row->name, cfg,
+			    want, row->expect);
+		failures++;
+	}
+	if (got != row->expect) {
+		print_error("%s (%s): library returns %d, KVM %d\n", row->name, cfg, got,
+			    row->expect);
+		failures++;
+	}
+	for (int w = 0; w < DIRTY_WORDS; w++) {
+		if (lib_buf[w] == ref_buf[w])
+			continue;
+		print_error("%s (%s): word %d returned: library %#llx, model %#llx\n", row->name,
+			    cfg, w, (unsigned long long)lib_buf[w], (unsigned long long)ref_buf[w]);
+		failures++;
+	}
+	failures += compare_bitmaps(vm, &ref, row->name, cfg);
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	kvm_ref_fini(&ref);
+	return failures;
+}
+
+static void test_dirty_log_rules(void **state)
+{
+	unsigned int failures = 0;
+
+	for (size_t i = 0; i < ARRAY_SIZE(dirty_rows); i++) {
+		failures += run_dirty_row(&dirty_rows[i], false, false);
+		failures += run_dirty_row(&dirty_rows[i], true, false);
+		failures += run_dirty_row(&dirty_rows[i], true, true);
+	}
+	assert_int_equal(failures, 0);
+}
+
+/* D1: initially set only with manual protect. */
+static void test_dirty_log_caps(void **state)
+{
+	static const struct {
+		bool manual, initially_set;
+		int expect;
+	} caps[] = {
+		{ false, false, 0 },
+		{ true, false, 0 },
+		{ false, true, -EINVAL },
+		{ true, true, 0 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
+		struct ms_config cfg;
+		struct kvm_ref ref;
+		struct ms_vm *vm = NULL;
+
+		ms_config_init(&cfg);
+		cfg.manual_dirty_log_protect = caps[i].manual;
+		cfg.dirty_log_initially_set = caps[i].initially_set;
+		kvm_ref_init(&ref, 2, MS_MAX_SLOTS_PER_SPACE);
+		assert_int_equal(kvm_ref_dirty_log_caps(&ref, caps[i].manual, caps[i].initially_set),
+				 caps[i].expect);
+		assert_int_equal(ms_vm_create(&cfg, &vm), caps[i].expect);
+		if (vm)
+			ms_vm_destroy(vm);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kvm_rules),
 		cmocka_unit_test(test_config_limits),
+		cmocka_unit_test(test_dirty_log_rules),
+		cmocka_unit_test(test_dirty_log_caps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
