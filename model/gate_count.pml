@@ -60,7 +60,7 @@ inline futex_wait()
 	!futex_queued	/* asleep until futex_wake() */
 }
 
-inline gate_update_begin()
+inline gate_update_begin(change)
 {
 	lock(mn_invalidate_lock);
 	do

@@ -6,6 +6,6 @@ inline gate_invalidate_begin() { skip }
 
 inline gate_invalidate_end() { wake = false }
 
-inline gate_update_begin() { skip }
+inline gate_update_begin(change) { skip }
 
 inline gate_update_end() { skip }

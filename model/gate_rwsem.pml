@@ -21,7 +21,7 @@ inline gate_invalidate_end()
 	d_step { assert(rw_readers > 0); rw_readers--; wake = false }
 }
 
-inline gate_update_begin()
+inline gate_update_begin(change)
 {
 	/* ms_down_write() */
 	rw_writers_waiting++;

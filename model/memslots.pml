@@ -6,8 +6,10 @@
  *                       change P, host-mm lock, end, unlock (src/notifier.c)
  *   one fault           a vCPU faulting G in (src/mmu.c, ms_mmu_fault)
  *   one updater         creates and deletes the slot (src/memslots.c)
- * The gate is chosen with -DGATE=GATE_COUNT|GATE_RWSEM|GATE_NONE; each design
- * is one file, as in src/.  The bounds are N_INV, INV_OPS, FAULT_TRIES and
+ * The gate is chosen with -DGATE=GATE_COUNT|GATE_RWSEM|GATE_NONE|GATE_FAIR;
+ * each design is one file, as in src/.  Under GATE_FAIR the end follows its
+ * start's decision (src/notifier.c, end_decision) instead of deciding again,
+ * and only a create tells the gate it covers new host memory.  The bounds are N_INV, INV_OPS, FAULT_TRIES and
  * UPDATES below.  The assertions a run checks are chosen with
  *   CHECK_END_FINDS_COUNT  every end that takes mmu_lock finds a count its
  *                          start raised (the code never lowers it below 0)
@@ -15,7 +17,11 @@
  *   CHECK_SAME_MEMSLOTS    an end sees the memslots its start saw
  *   CHECK_STALE            no entry for P installed, used or present while
  *                          an invalidation of P is open
- * and LTL_PUBLISH adds the claim update_publishes.  Deadlocks are invalid end
+ *   CHECK_SAME_DECISION    GATE_FAIR: an end whose start elided finds no slot
+ *                          (an end deciding again would decide the same)
+ * and LTL_PUBLISH adds the claim update_publishes.  FIFO_LOCKS makes the
+ * host-mm lock and mmu_lock FIFO (ticket) locks, for the liveness runs.
+ * Deadlocks are invalid end
  * states.  scripts/run-model.sh runs every check of model/expected.txt.
  *
  * Locks are bytes holding the owner's _pid (FREE when not held).  mmu_lock
@@ -27,6 +33,7 @@
 #define GATE_COUNT 1
 #define GATE_RWSEM 2
 #define GATE_NONE 3
+#define GATE_FAIR 4
 
 #ifndef GATE
 #define GATE GATE_COUNT
@@ -50,6 +57,33 @@
 #define FREE 255
 #define lock(l) atomic { l == FREE -> l = _pid }
 #define unlock(l) d_step { assert(l == _pid); l = FREE }
+
+/*
+ * The locks processes contend for.  With FIFO_LOCKS the host-mm lock and
+ * mmu_lock are ticket locks (tickets modulo the number of processes that
+ * take the lock, each holding at most one ticket), so that under weak
+ * fairness no process waits for a lock forever while others take it: a
+ * liveness run then blames the gate only.  Without it they are plain locks,
+ * which a waiter may lose every time, as pthread_spin_lock() may.
+ */
+#define NPROC (N_INV + 1 + (FAULT_TRIES > 0))
+#ifdef FIFO_LOCKS
+byte hostmm_next, hostmm_serving, mmu_next, mmu_serving;
+#define fifo_lock(l, next, serving, n) \
+	d_step { ticket = next; next = (next + 1) % (n) }; \
+	d_step { serving == ticket -> assert(l == FREE); l = _pid; ticket = 0 }
+#define fifo_unlock(l, serving, n) \
+	d_step { assert(l == _pid); l = FREE; serving = (serving + 1) % (n) }
+#define hostmm_lock_take() fifo_lock(hostmm_lock, hostmm_next, hostmm_serving, N_INV)
+#define hostmm_lock_give() fifo_unlock(hostmm_lock, hostmm_serving, N_INV)
+#define mmu_lock_take() fifo_lock(mmu_lock, mmu_next, mmu_serving, NPROC)
+#define mmu_lock_give() fifo_unlock(mmu_lock, mmu_serving, NPROC)
+#else
+#define hostmm_lock_take() lock(hostmm_lock)
+#define hostmm_lock_give() unlock(hostmm_lock)
+#define mmu_lock_take() lock(mmu_lock)
+#define mmu_lock_give() unlock(mmu_lock)
+#endif
 
 mtype = { NO_SLOT, SLOT_VALID, SLOT_INVALID };
 
@@ -84,8 +118,10 @@ byte finished;		/* processes that ran to their end */
 #include "gate_rwsem.pml"
 #elif GATE == GATE_NONE
 #include "gate_none.pml"
+#elif GATE == GATE_FAIR
+#include "gate_fair.pml"
 #else
-#error "GATE must be GATE_COUNT, GATE_RWSEM or GATE_NONE"
+#error "GATE must be GATE_COUNT, GATE_RWSEM, GATE_NONE or GATE_FAIR"
 #endif
 
 inline bump(v) { v = (v + 1) % VER_MOD }
@@ -113,20 +149,20 @@ inline synchronize_rcu()
 /* Zap the entry of G and (not modelled) put its frame: ms_mmu_zap_gfn_range. */
 inline zap()
 {
-	lock(mmu_lock);
+	mmu_lock_take();
 	spte = false;
-	unlock(mmu_lock)
+	mmu_lock_give()
 }
 
 /* Zap what maps P through the current memslots: zap_hva_range. */
 inline zap_hva()
 {
-	lock(mmu_lock);
+	mmu_lock_take();
 	if
 	:: memslots != NO_SLOT -> spte = false
 	:: else
 	fi;
-	unlock(mmu_lock)
+	mmu_lock_give()
 }
 
 /*
@@ -137,23 +173,44 @@ proctype invalidator()
 {
 	byte ops, start_gen;
 	bool overlaps, wake;
+#if GATE == GATE_FAIR
+	byte seen;
+	bool announced;
+#endif
+#ifdef FIFO_LOCKS
+	byte ticket;
+#endif
 
 	do
 	:: (INV_OPS == 0 && !updates_done) || (INV_OPS > 0 && ops < INV_OPS) ->
-		lock(hostmm_lock);
+		hostmm_lock_take();
 		/* invalidate_range_start() */
 		gate_invalidate_begin();
+#if GATE == GATE_FAIR
+		/* elided = entry != MS_GATE_UNELIDED && invalidate_elided() */
+		d_step {
+			if
+			:: announced -> overlaps = true
+			:: else -> overlaps = (memslots != NO_SLOT)
+			fi;
+			announced = false
+		};
+#else
 		d_step { overlaps = (memslots != NO_SLOT); start_gen = gen };
+#endif
 		if
 		:: overlaps ->
-			lock(mmu_lock);
+			mmu_lock_take();
 			mmu_invalidate_in_progress++;
-			unlock(mmu_lock);
+			mmu_lock_give();
 			zap_hva()
 		:: else		/* elided: no mmu_lock */
 		fi;
+#if GATE == GATE_FAIR
+		gate_invalidate_decided();
+#endif
 		open_inv++;
-		unlock(hostmm_lock);
+		hostmm_lock_give();
 
 		/* The host changes P: no entry may map it now. */
 		d_step {
@@ -163,17 +220,29 @@ proctype invalidator()
 			bump(page_ver)
 		};
 
-		lock(hostmm_lock);
+		hostmm_lock_take();
 		/* invalidate_range_end() */
 		open_inv--;
+#if GATE == GATE_FAIR
+		/* end_decision(): the start's, from its entry */
+		d_step { overlaps = (inv_decision[ME] == MS_INV_UNELIDED);
+#ifdef CHECK_SAME_DECISION
+			assert(overlaps || memslots == NO_SLOT);
+#endif
+#ifdef CHECK_SAME_MEMSLOTS
+#error "CHECK_SAME_MEMSLOTS does not hold for GATE_FAIR, by design"
+#endif
+		};
+#else
 		d_step { overlaps = (memslots != NO_SLOT);
 #ifdef CHECK_SAME_MEMSLOTS
 			assert(gen == start_gen);
 #endif
 			start_gen = 0 };
+#endif
 		if
 		:: overlaps ->
-			lock(mmu_lock);
+			mmu_lock_take();
 			bump(mmu_invalidate_seq);
 #ifdef CHECK_END_FINDS_COUNT
 			assert(mmu_invalidate_in_progress > 0);
@@ -182,11 +251,11 @@ proctype invalidator()
 			:: mmu_invalidate_in_progress > 0 -> mmu_invalidate_in_progress--
 			:: else
 			fi;
-			unlock(mmu_lock)
+			mmu_lock_give()
 		:: else
 		fi;
 		gate_invalidate_end();
-		unlock(hostmm_lock);
+		hostmm_lock_give();
 		if
 		:: INV_OPS > 0 -> ops++
 		:: else
@@ -201,6 +270,9 @@ proctype fault()
 {
 	byte tries, seq, frame_ver;
 	mtype slot;
+#ifdef FIFO_LOCKS
+	byte ticket;
+#endif
 
 	do
 	:: tries < FAULT_TRIES ->
@@ -220,7 +292,7 @@ proctype fault()
 			if
 			:: slot == SLOT_VALID ->
 				frame_ver = page_ver;	/* get_frame */
-				lock(mmu_lock);
+				mmu_lock_take();
 				if
 				:: mmu_invalidate_in_progress > 0 ||	/* its range holds P */
 				   mmu_invalidate_seq != seq	/* retry: put the frame */
@@ -230,7 +302,7 @@ proctype fault()
 #endif
 					spte = true
 				fi;
-				unlock(mmu_lock)
+				mmu_lock_give()
 			:: else		/* no slot: -EFAULT; invalid: -EAGAIN */
 			fi;
 			d_step { seq = 0; frame_ver = 0; slot = 0 };
@@ -245,7 +317,7 @@ proctype fault()
 /* install_new_memslots(): publish through the gate, then a grace period. */
 inline install_new_memslots(target)
 {
-	gate_update_begin();
+	gate_update_begin(target == SLOT_VALID);	/* a create covers new host memory */
 progress_publish:
 	d_step { memslots = target; gen++ };
 	gate_update_end();
@@ -260,6 +332,13 @@ proctype updater()
 {
 	byte n;
 	mtype target;
+#if GATE == GATE_FAIR
+	byte wi;
+	bool wopen, mw;
+#endif
+#ifdef FIFO_LOCKS
+	byte ticket;
+#endif
 
 	do
 	:: n < UPDATES ->
@@ -284,8 +363,6 @@ publish:
 	updates_done = true;
 	finished++
 }
-
-#define NPROC (N_INV + 1 + (FAULT_TRIES > 0))
 
 init {
 	byte i;

@@ -86,7 +86,7 @@ mode_cflags() {
 	case $1 in
 	safety | safety-E) echo "-DSAFETY" ;;
 	bfs) echo "-DSAFETY -DBFS" ;;
-	ltl) echo "" ;;
+	ltl | ltl-wf) echo "" ;;
 	# Reversed process order finds a shorter cycle; the search stays exhaustive.
 	np) echo "-DNP -DP_REVERSE" ;;
 	esac
@@ -98,6 +98,7 @@ mode_panflags() {
 	safety-E) echo "-m1000000 -w25 -E" ;;
 	bfs) echo "-w25" ;;
 	ltl) echo "-m1000000 -w25 -a" ;;
+	ltl-wf) echo "-m1000000 -w25 -a -f" ;;
 	np) echo "-m1000000 -w25 -l -f" ;;
 	esac
 }
@@ -109,6 +110,15 @@ define_of() {
 		case $d in "$2="*) echo "${d#*=}" && return ;; esac
 	done
 	echo "$3"
+}
+
+# Does run $1 define $2?
+has_define() {
+	local d
+	for d in ${run_defs[$1]}; do
+		[ "$d" = "$2" ] && return 0
+	done
+	return 1
 }
 
 # count_of 2 remap remaps: "2 remaps"
@@ -125,7 +135,7 @@ bounds() {
 	[ "$ops" = 0 ] && ops="remaps without end" || ops=$(count_of "$ops" remap remaps)
 	[ "$tries" = 0 ] && tries="no vCPU" || tries="1 vCPU x $(count_of "$tries" access accesses)"
 	echo "$(count_of "$inv" invalidator invalidators) x $ops, $tries," \
-		"1 updater x $(count_of "$upd" update updates)"
+		"1 updater x $(count_of "$upd" update updates)$(has_define "$1" FIFO_LOCKS && echo ", FIFO locks")"
 }
 
 # Run one check; sets outcome[run] to proven, invalid-end-state,
