@@ -167,7 +167,7 @@ struct ms_invalidate_ops {
 struct ms_config {
 	unsigned int address_spaces;  /* default 2 (x86 KVM with SMM), 1..16 */
 	unsigned int slots_per_space; /* default 32764, 1..32764 */
-	enum ms_gate gate;	      /* default MS_GATE_COUNT */
+	enum ms_gate gate;	      /* default MS_GATE_FAIR (since 0.2) */
 	bool no_elision;	      /* default false: unrelated ranges skip mmu_lock */
 	bool lockdep;		      /* default false: turn the lock validator on (process-wide) */
 	const struct ms_frame_ops *frame_ops; /* default NULL: a frame is the hva */

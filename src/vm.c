@@ -15,7 +15,7 @@ int ms_config_init(struct ms_config *cfg)
 	*cfg = (struct ms_config){
 		.address_spaces = 2,
 		.slots_per_space = MS_MAX_SLOTS_PER_SPACE,
-		.gate = MS_GATE_COUNT,
+		.gate = MS_GATE_FAIR,
 		.guest_phys_bits = MS_GUEST_PHYS_BITS_MAX,
 	};
 	return 0;

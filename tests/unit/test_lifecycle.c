@@ -160,7 +160,7 @@ static void test_config(void **state)
 	ms_config_init(&cfg);
 	assert_int_equal(cfg.address_spaces, 2);
 	assert_int_equal(cfg.slots_per_space, 32764);
-	assert_int_equal(cfg.gate, MS_GATE_COUNT);
+	assert_int_equal(cfg.gate, MS_GATE_FAIR);
 	assert_false(cfg.no_elision);
 	assert_null(cfg.frame_ops);
 	cfg.address_spaces = 0;

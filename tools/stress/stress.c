@@ -1059,7 +1059,8 @@ static _Noreturn void usage(int code)
 
 	fprintf(out,
 		"usage: memslots-stress [options]\n"
-		"  --gate count|rwsem|none   gate design (default count)\n"
+		"  --gate NAME               count | rwsem | none | fair (default fair, as the\n"
+		"                            library)\n"
 		"  --scenario NAME           default | edges | starve | migrate | rwsem-deadlock |\n"
 		"                            imbalance\n"
 		"  --duration SECONDS        length of the default and edges scenarios (default\n"
@@ -1143,7 +1144,7 @@ static void parse_options(int argc, char **argv)
 	int c;
 
 	cli_init("memslots-stress");
-	S.opt = (struct options){ .gate = MS_GATE_COUNT,
+	S.opt = (struct options){ .gate = MS_GATE_FAIR,
 				  .scenario = "default",
 				  .duration = 10,
 				  .watchdog = 5,
