@@ -1,7 +1,8 @@
 #!/bin/sh
 # make run: the default workload under each of the four gates, then the
 # starve scenario under the upstream gate and the fair one, and a live
-# migration over the dirty log; one table.
+# migration over the dirty log, and a BAR moved by transactions and by
+# separate calls; one table.
 # Usage: run-main.sh BUILD_DIR [SECONDS_PER_GATE]
 set -u
 stress=$1/tools/stress/memslots-stress
@@ -20,7 +21,7 @@ run() {
 	echo
 }
 
-rows="count rwsem none fair starve-count starve-fair migrate"
+rows="count rwsem none fair starve-count starve-fair migrate bar-move bar-move-split"
 for gate in count rwsem none fair; do
 	run "$gate" --gate "$gate" --duration "$secs"
 done
@@ -28,6 +29,8 @@ for gate in count fair; do
 	run "starve-$gate" --gate "$gate" --scenario starve --duration "$secs" --starve-bound 2
 done
 run migrate --scenario migrate --duration "$secs"
+run bar-move --scenario bar-move --duration "$secs"
+run bar-move-split --scenario bar-move --split --duration "$secs"
 
 field() { # field GATE PATTERN AWK-PROGRAM
 	grep -m1 -- "$2" "$dir/$1.out" 2>/dev/null | awk "$3"

@@ -42,5 +42,6 @@ for kind in $kinds; do
 	# The migrator copies pages while vCPUs write them, as a live migration
 	# does; that race is the scenario's subject, so not a TSan run.
 	[ "$dir" = build-tsan ] || stress "$dir" --scenario migrate --duration 3
+	stress "$dir" --gate fair --scenario bar-move --duration 3
 done
 exit $failed

@@ -52,6 +52,11 @@ check "migration over the dirty log: no page lost" 0 "result: clean" "VIOLATED" 
 	--scenario migrate --duration 3 --seed 3
 check "migration with manual protect, fair gate: no page lost" 0 "result: clean" "VIOLATED" -- \
 	--scenario migrate --manual-protect --gate fair --duration 3 --seed 4
+check "BAR moved by transactions, device on a pfn cache: no hole, nothing stale" 0 \
+	"result: clean" "VIOLATED" -- --scenario bar-move --duration 3 --seed 2
+check "BAR moved by separate calls: the hole is seen" 1 \
+	"VIOLATED after [0-9.]* s: the BAR is always mapped somewhere" "" -- \
+	--scenario bar-move --split --duration 3 --seed 2
 check "count gate, upstream interleaving: no deadlock" 0 "result: clean" "" -- \
 	--gate count --scenario rwsem-deadlock --watchdog 2
 check "rwsem gate, upstream interleaving: hang detected" 3 "HANG: no progress" "" -- \

@@ -9,7 +9,9 @@
  * update between an elided start and its end, forced), starve (invalidations
  * of a slot's pages open at every instant while the updater works on that
  * slot), migrate (pre-copy rounds over the dirty log while vCPUs write;
- * the destination must equal the source).  Exit: 0 all held, 1 invariant violated, 2 bad usage, 3 hang, 4 an
+ * the destination must equal the source), bar-move (a BAR moved by
+ * transactions, or by separate calls with --split, while vCPUs and a device
+ * with a pfn cache use it).  Exit: 0 all held, 1 invariant violated, 2 bad usage, 3 hang, 4 an
  * update starved past --starve-bound (starve only).
  */
 #include <errno.h>
@@ -46,6 +48,8 @@ enum invariant {
 	INV_FRAMES,
 	INV_END_STATE,
 	INV_MIGRATED,
+	INV_HOLE,
+	INV_CACHE,
 	INV_NR
 };
 
@@ -59,6 +63,8 @@ static const char *const invariant_names[INV_NR] = {
 	"every frame got is put once",
 	"at the end: count 0, nothing left",
 	"no dirty page lost in migration",
+	"the BAR is always mapped somewhere",
+	"no page changes under a pfn cache in use",
 };
 
 /*
@@ -71,6 +77,7 @@ static const char *const invariant_keys[INV_NR] = {
 	[INV_NEGATIVE] = "counts_balanced", [INV_GENERATION] = "one_generation",
 	[INV_FRAMES] = "frames_balanced",	 [INV_END_STATE] = "end_state",
 	[INV_MIGRATED] = "no_lost_dirty_page",
+	[INV_HOLE] = "no_hole", [INV_CACHE] = "pfn_cache_coherent",
 };
 
 struct options {
@@ -79,6 +86,7 @@ struct options {
 	double duration, watchdog, starve_bound;
 	uint64_t seed;
 	bool json, lockdep, no_elision, duration_set, slots_given, related_given, manual_protect;
+	bool split;
 	unsigned int vcpus, invalidators, slots, related_pct;
 };
 
@@ -92,9 +100,17 @@ struct edge_mix {
 	unsigned int update_gap_us; /* between two memslot updates */
 };
 
-enum role { ROLE_VCPU, ROLE_INVALIDATOR, ROLE_UPDATER, ROLE_DAWDLER, ROLE_MIGRATOR, ROLE_NR };
-static const char *const role_names[ROLE_NR] = { "vcpu", "invalidator", "updater", "dawdler",
-						 "migrator" };
+enum role {
+	ROLE_VCPU,
+	ROLE_INVALIDATOR,
+	ROLE_UPDATER,
+	ROLE_DAWDLER,
+	ROLE_MIGRATOR,
+	ROLE_DEVICE,
+	ROLE_NR
+};
+static const char *const role_names[ROLE_NR] = { "vcpu",     "invalidator", "updater",
+						 "dawdler",  "migrator",    "device" };
 
 struct worker {
 	pthread_t thread;
@@ -122,6 +138,7 @@ static struct {
 	struct hist update_ns;
 	/* The scenario's own steps. */
 	atomic_int step;
+	atomic_ulong device_moves; /* bar-move: the device followed the BAR */
 	/* starve: invalidations open now, and how long the update waited when starved. */
 	atomic_long starve_open;
 	double starved_s;
@@ -613,6 +630,149 @@ static void migrate_check(void)
 }
 
 /*
+ * The bar-move scenario: a device BAR (SLOT_PAGES pages, slot 0 or 1 by
+ * turns) moves between two guest addresses, deleted and re-created under
+ * the other slot number, while vCPUs read it where a snapshot of the map
+ * says it is, a device thread serves its first page through a pfn cache,
+ * and the host remaps its pages.  As transactions the BAR is always in one
+ * place or the other; with --split (two separate calls) there are moments
+ * when it is nowhere: the hole.
+ */
+static uint64_t bar_gpa(unsigned int turn)
+{
+	return slot_gpa(0, turn & 1);
+}
+
+static struct ms_region bar_region(unsigned int turn, bool exists)
+{
+	struct ms_region r = slot_region(0, turn & 1, 0, exists);
+
+	r.slot = turn & 1;
+	r.guest_phys_addr = bar_gpa(turn);
+	return r;
+}
+
+static void *bar_updater_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (unsigned int turn = 0; !atomic_load(&S.stop); turn++) {
+		struct ms_region txn[] = { bar_region(turn, false), bar_region(turn + 1, true) };
+		int r;
+
+		atomic_store(&w->doing, "moving the BAR");
+		if (S.opt.split) {
+			r = ms_set_memory_region(S.vm, &txn[0]);
+			if (!r)
+				r = ms_set_memory_region(S.vm, &txn[1]);
+		} else {
+			r = ms_set_memory_regions(S.vm, txn, 2, NULL);
+		}
+		if (r)
+			violated(INV_END_STATE, "moving the BAR failed: %s", strerror(-r));
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		usleep(S.mix.update_gap_us);
+	}
+	finish(w);
+	return NULL;
+}
+
+static void *bar_vcpu_main(void *arg)
+{
+	struct worker *w = arg;
+	static __thread char copy[STAMP_COPY_SIZE];
+	struct ms_vcpu *vcpu;
+
+	if (ms_vcpu_create(S.vm, &vcpu))
+		return NULL;
+	while (!atomic_load(&S.stop)) {
+		unsigned int page = rnd(&w->rng) % SLOT_PAGES;
+		struct ms_region map[2];
+		uint64_t before;
+		size_t n;
+
+		atomic_store(&w->doing, "reading the BAR where the map says it is");
+		if (ms_get_memory_map(S.vm, 0, map, 2, &n) || n != 1) {
+			violated(INV_HOLE, "vcpu%u found %zu BARs in the map", w->id, n);
+			continue;
+		}
+		before = atomic_load(&S.mm.version[page]);
+		/* -EFAULT: it moved since the snapshot; the next round looks again. */
+		if (!ms_vcpu_read(vcpu, 0, map[0].guest_phys_addr + page * MS_PAGE_SIZE, copy,
+				  sizeof(copy)))
+			check_read(w, copy, page, before);
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+	}
+	ms_vcpu_destroy(vcpu);
+	finish(w);
+	return NULL;
+}
+
+/* Use the cache once: its page must not change while the read lock is held. */
+static void device_use(struct worker *w, struct ms_pfn_cache *gpc)
+{
+	static __thread char copy[STAMP_COPY_SIZE];
+	struct stamp_view st;
+	uint64_t before, after;
+	char *p;
+
+	ms_pfn_cache_read_lock(gpc);
+	p = ms_pfn_cache_check(gpc);
+	if (p) {
+		before = atomic_load(&S.mm.version[0]);
+		memcpy(copy, p, sizeof(copy));
+		after = atomic_load(&S.mm.version[0]);
+		if (before != after || stamp_read(copy, &st) != STAMP_OK || st.version != before)
+			violated(INV_CACHE,
+				 "device: page 0 went from version %" PRIu64 " to %" PRIu64
+				 " while its pfn cache was in use",
+				 before, after);
+	}
+	ms_pfn_cache_read_unlock(gpc, false);
+	if (!p && ms_pfn_cache_refresh(gpc) == -EFAULT) {
+		struct ms_region map[2];
+		size_t n;
+
+		/* The BAR moved: follow it. */
+		if (!ms_get_memory_map(S.vm, 0, map, 2, &n) && n == 1)
+			ms_pfn_cache_activate(gpc, 0, map[0].guest_phys_addr, 64);
+		atomic_fetch_add_explicit(&S.device_moves, 1, memory_order_relaxed);
+	}
+}
+
+static void *device_main(void *arg)
+{
+	struct worker *w = arg;
+	struct ms_pfn_cache *gpc;
+
+	if (ms_pfn_cache_create(S.vm, &gpc))
+		return NULL;
+	ms_pfn_cache_activate(gpc, 0, bar_gpa(0), 64);
+	while (!atomic_load(&S.stop)) {
+		atomic_store(&w->doing, "serving the BAR through a pfn cache");
+		device_use(w, gpc);
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+	}
+	ms_pfn_cache_destroy(gpc);
+	finish(w);
+	return NULL;
+}
+
+/* The host remaps the BAR's pages, as in the default workload. */
+static void *bar_invalidator_main(void *arg)
+{
+	struct worker *w = arg;
+
+	while (!atomic_load(&S.stop)) {
+		remap(w, edge_range(&S.mm, rnd(&w->rng) % SLOT_PAGES, 1, false, &w->rng), 1);
+		atomic_fetch_add_explicit(&w->ops, 1, memory_order_relaxed);
+		usleep(50);
+	}
+	finish(w);
+	return NULL;
+}
+
+/*
  * Preempt random vCPUs for 50 to 500 us wherever they are: sometimes half
  * way through copying a frame, so that zaps wait for them and other starts
  * on the same pages run meanwhile.  Spawned after the vCPUs, joined first.
@@ -920,8 +1080,7 @@ static const char *const report_pct_keys[] = { "p50", "p90", "p99", "p99_9" };
 static void print_json(const struct ms_stats *st, double elapsed, int code, bool hung)
 {
 	const struct options *o = &S.opt;
-	bool timed = !strcmp(o->scenario, "default") || !strcmp(o->scenario, "edges") ||
-		     !strcmp(o->scenario, "starve") || !strcmp(o->scenario, "migrate");
+	bool timed = strcmp(o->scenario, "rwsem-deadlock") && strcmp(o->scenario, "imbalance");
 	uint64_t v;
 
 	printf("{\"schema\":\"memslots-stress/1\",\"version\":\"%s\",\"result\":\"%s\","
@@ -1061,8 +1220,8 @@ static _Noreturn void usage(int code)
 		"usage: memslots-stress [options]\n"
 		"  --gate NAME               count | rwsem | none | fair (default fair, as the\n"
 		"                            library)\n"
-		"  --scenario NAME           default | edges | starve | migrate | rwsem-deadlock |\n"
-		"                            imbalance\n"
+		"  --scenario NAME           default | edges | starve | migrate | bar-move |\n"
+		"                            rwsem-deadlock | imbalance\n"
 		"  --duration SECONDS        length of the default and edges scenarios (default\n"
 		"                            10); the forced scenarios run to their end and\n"
 		"                            refuse it\n"
@@ -1077,6 +1236,7 @@ static _Noreturn void usage(int code)
 		"  --watchdog SECONDS        no progress for this long (time the process ran,\n"
 		"                            not stopped time) is a hang (default 5)\n"
 		"  --manual-protect          migrate: harvest with manual protect (get, then clear)\n"
+		"  --split                   bar-move: move with two calls, not a transaction\n"
 		"  --starve-bound SECONDS    starve: an update waiting longer is starved,\n"
 		"                            exit 4 (default 2; keep it below --watchdog)\n"
 		"  --lockdep                 run the lock validator\n"
@@ -1135,6 +1295,7 @@ static void parse_options(int argc, char **argv)
 		{ "watchdog", required_argument, NULL, 'w' },
 		{ "starve-bound", required_argument, NULL, 'B' },
 		{ "manual-protect", no_argument, NULL, 'M' },
+		{ "split", no_argument, NULL, 'X' },
 		{ "lockdep", no_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "version", no_argument, NULL, 'V' },
@@ -1163,10 +1324,11 @@ static void parse_options(int argc, char **argv)
 		case 's':
 			if (strcmp(optarg, "default") && strcmp(optarg, "edges") &&
 			    strcmp(optarg, "rwsem-deadlock") && strcmp(optarg, "imbalance") &&
-			    strcmp(optarg, "starve") && strcmp(optarg, "migrate"))
+			    strcmp(optarg, "starve") && strcmp(optarg, "migrate") &&
+			    strcmp(optarg, "bar-move"))
 				cli_bad_value("scenario", optarg,
-					      "default, edges, starve, migrate, rwsem-deadlock or "
-					      "imbalance");
+					      "default, edges, starve, migrate, bar-move, "
+					      "rwsem-deadlock or imbalance");
 			S.opt.scenario = optarg;
 			break;
 		case 'd':
@@ -1202,6 +1364,9 @@ static void parse_options(int argc, char **argv)
 		case 'M':
 			S.opt.manual_protect = true;
 			break;
+		case 'X':
+			S.opt.split = true;
+			break;
 		case 'L':
 			S.opt.lockdep = true;
 			break;
@@ -1221,7 +1386,7 @@ static void parse_options(int argc, char **argv)
 	/* The forced scenarios run their steps to the end; a length would be a lie. */
 	if (S.opt.duration_set && strcmp(S.opt.scenario, "default") &&
 	    strcmp(S.opt.scenario, "edges") && strcmp(S.opt.scenario, "starve") &&
-	    strcmp(S.opt.scenario, "migrate"))
+	    strcmp(S.opt.scenario, "migrate") && strcmp(S.opt.scenario, "bar-move"))
 		cli_refuse("--duration: scenario %s runs to its end and takes no duration",
 			   S.opt.scenario);
 	choose_mix();
@@ -1318,6 +1483,16 @@ static void run_scenario(void)
 	} else if (!strcmp(S.opt.scenario, "migrate")) {
 		run_migrate(); /* joins its threads before its last round */
 		return;
+	} else if (!strcmp(S.opt.scenario, "bar-move")) {
+		update(&(struct worker){ 0 }, bar_region(0, true));
+		for (unsigned int i = 0; i < S.opt.vcpus; i++)
+			spawn(ROLE_VCPU, bar_vcpu_main);
+		spawn(ROLE_INVALIDATOR, bar_invalidator_main);
+		spawn(ROLE_DEVICE, device_main);
+		spawn(ROLE_UPDATER, bar_updater_main);
+		watch(true);
+		atomic_store(&S.stop, true);
+		watch(false);
 	} else if (!strcmp(S.opt.scenario, "starve")) {
 		for (unsigned int i = 0; i < S.opt.vcpus; i++)
 			spawn(ROLE_VCPU, vcpu_main);
