@@ -344,6 +344,48 @@ int ms_classify_change(const struct ms_memslot *old, const struct ms_region *r,
 	return 0;
 }
 
+int ms_check_placement(struct ms_vm *vm, const struct ms_region *r, enum ms_mr_change change,
+		       bool overlaps)
+{
+	uint64_t gfn_end = (r->guest_phys_addr + r->memory_size) >> MS_PAGE_SHIFT;
+
+	if (change == MS_MR_CREATE || change == MS_MR_MOVE) {
+		if (overlaps)
+			return -EEXIST;
+		if (gfn_end > vm->max_gfn_end)
+			return -EINVAL;
+	}
+	/* The fair gate would wait for an invalidation this thread holds. */
+	if (change == MS_MR_CREATE && vm->gate_ops == &ms_gate_fair_ops &&
+	    ms_gate_fair_waits_for_caller(vm, r->userspace_addr,
+					  r->userspace_addr + r->memory_size))
+		return -EDEADLK;
+	return 0;
+}
+
+int ms_memslot_new(const struct ms_vm *vm, const struct ms_region *r,
+		   const struct ms_memslot *cur, struct ms_memslot **out)
+{
+	struct ms_memslot *slot = malloc(sizeof(*slot));
+	int ret;
+
+	if (!slot)
+		return -ENOMEM;
+	*slot = (struct ms_memslot){ .base_gfn = r->guest_phys_addr >> MS_PAGE_SHIFT,
+				     .npages = r->memory_size >> MS_PAGE_SHIFT,
+				     .userspace_addr = r->userspace_addr,
+				     .flags = r->flags,
+				     .id = r->slot & 0xffff,
+				     .as_id = r->slot >> 16 };
+	ret = ms_new_dirty_bitmap(vm, cur, slot);
+	if (ret) {
+		free(slot);
+		return ret;
+	}
+	*out = slot;
+	return 0;
+}
+
 static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 {
 	unsigned int as_id = r->slot >> 16, id = r->slot & 0xffff;
@@ -355,33 +397,13 @@ static int set_memory_region_locked(struct ms_vm *vm, const struct ms_region *r)
 
 	if (ret)
 		return ret > 0 ? 0 : ret;
-	if (change == MS_MR_CREATE || change == MS_MR_MOVE) {
-		if (memslot_overlaps(vm, as_id, old, base_gfn, npages))
-			return -EEXIST;
-		if (base_gfn + npages > vm->max_gfn_end)
-			return -EINVAL;
-	}
-	/* The fair gate would wait for an invalidation this thread holds. */
-	if (change == MS_MR_CREATE && vm->gate_ops == &ms_gate_fair_ops &&
-	    ms_gate_fair_waits_for_caller(vm, r->userspace_addr,
-					  r->userspace_addr + r->memory_size))
-		return -EDEADLK;
-	if (change != MS_MR_DELETE) {
-		new = malloc(sizeof(*new));
-		if (!new)
-			return -ENOMEM;
-		*new = (struct ms_memslot){ .base_gfn = base_gfn,
-					    .npages = npages,
-					    .userspace_addr = r->userspace_addr,
-					    .flags = r->flags,
-					    .id = id,
-					    .as_id = as_id };
-		ret = ms_new_dirty_bitmap(vm, old, new);
-		if (ret) {
-			free(new);
-			return ret;
-		}
-	}
+	ret = ms_check_placement(vm, r, change,
+				 (change == MS_MR_CREATE || change == MS_MR_MOVE) &&
+				     memslot_overlaps(vm, as_id, old, base_gfn, npages));
+	if (!ret && change != MS_MR_DELETE)
+		ret = ms_memslot_new(vm, r, old, &new);
+	if (ret)
+		return ret;
 	ret = set_memslot(vm, old, new, change);
 	if (ret) {
 		if (new && (!old || new->dirty_bitmap != old->dirty_bitmap))

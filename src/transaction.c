@@ -157,32 +157,13 @@ static int txn_plan(struct txn *t, const struct ms_region *r)
 	ret = ms_classify_change(ts->cur, r, &change);
 	if (ret)
 		return ret > 0 ? 0 : ret;
-	if (change == MS_MR_CREATE || change == MS_MR_MOVE) {
-		if (txn_overlaps(t, ts, base_gfn, npages))
-			return -EEXIST;
-		if (base_gfn + npages > t->vm->max_gfn_end)
-			return -EINVAL;
-	}
-	if (change == MS_MR_CREATE && t->vm->gate_ops == &ms_gate_fair_ops &&
-	    ms_gate_fair_waits_for_caller(t->vm, r->userspace_addr,
-					  r->userspace_addr + r->memory_size))
-		return -EDEADLK;
-	if (change != MS_MR_DELETE) {
-		slot = malloc(sizeof(*slot));
-		if (!slot)
-			return -ENOMEM;
-		*slot = (struct ms_memslot){ .base_gfn = base_gfn,
-					     .npages = npages,
-					     .userspace_addr = r->userspace_addr,
-					     .flags = r->flags,
-					     .id = id,
-					     .as_id = as_id };
-		ret = ms_new_dirty_bitmap(t->vm, ts->cur, slot);
-		if (ret) {
-			free(slot);
-			return ret;
-		}
-	}
+	ret = ms_check_placement(t->vm, r, change,
+				 (change == MS_MR_CREATE || change == MS_MR_MOVE) &&
+				     txn_overlaps(t, ts, base_gfn, npages));
+	if (!ret && change != MS_MR_DELETE)
+		ret = ms_memslot_new(t->vm, r, ts->cur, &slot);
+	if (ret)
+		return ret;
 	ret = txn_set(t, ts, slot);
 	if (ret)
 		free_ours(ts, slot);

@@ -156,6 +156,12 @@ int ms_classify_change(const struct ms_memslot *old, const struct ms_region *r,
 		       enum ms_mr_change *change);
 int ms_new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
 			struct ms_memslot *new);
+/* Where a create or move may go: -EEXIST, -EINVAL past the width, -EDEADLK. */
+int ms_check_placement(struct ms_vm *vm, const struct ms_region *r, enum ms_mr_change change,
+		       bool overlaps);
+/* The slot r describes, with its bitmap (cur's, if it logs too); 0 or -ENOMEM. */
+int ms_memslot_new(const struct ms_vm *vm, const struct ms_region *r,
+		   const struct ms_memslot *cur, struct ms_memslot **out);
 uint64_t ms_memslot_hva_end(const struct ms_memslot *slot);
 struct ms_memslots *ms_inactive_memslots(struct ms_vm *vm, unsigned int as_id);
 /* Both sets of as_id: nodes for inserts more insertions, before any publish. */
