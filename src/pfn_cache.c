@@ -304,7 +304,11 @@ bool ms_pfn_caches_invalidate(struct ms_vm *vm, uint64_t start, uint64_t end, bo
 	for (struct ms_pfn_cache *gpc = vm->pfn_caches; gpc && done; gpc = gpc->next) {
 		uint64_t hva = atomic_load_explicit(&gpc->hva, memory_order_relaxed);
 
-		if (!atomic_load_explicit(&gpc->valid, memory_order_relaxed) || hva >= end ||
+		/*
+		 * Acquire: a cache its owner made invalid (re-activating it) is
+		 * skipped, and the owner's reads before that happen before ours.
+		 */
+		if (!atomic_load_explicit(&gpc->valid, memory_order_acquire) || hva >= end ||
 		    hva + atomic_load_explicit(&gpc->len, memory_order_relaxed) <= start)
 			continue;
 		if (!blockable && pthread_rwlock_trywrlock(&gpc->lock)) {
