@@ -240,7 +240,8 @@ int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out);
 /*
  * Frees the VM, putting every frame still held.  No other call on vm may run
  * concurrently or follow; vCPUs must be destroyed first or never used again.
- * Open invalidations are dropped.  May sleep (two grace periods).
+ * Open invalidations are dropped and reported on stderr.  May sleep (two
+ * grace periods).
  */
 void ms_vm_destroy(struct ms_vm *vm);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* VM lifecycle, configuration and statistics. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "rcu.h"
@@ -91,6 +92,12 @@ void ms_vm_destroy(struct ms_vm *vm)
 	/* A child of fork() cannot wait for grace periods: the VM is leaked. */
 	if (!vm || ms_in_forked_child())
 		return;
+	long open = vm->gate_ops->active_invalidations(vm);
+
+	/* Misuse, said once (this VM is gone after this), never a crash. */
+	if (open > 0)
+		fprintf(stderr, "memslots: VM destroyed with %ld invalidation(s) still open\n",
+			open);
 	/*
 	 * Invalidations still open leave the gate's count unbalanced, as in
 	 * KVM's kvm_destroy_vm; nobody can be waiting on it, so it is dropped.
