@@ -193,9 +193,16 @@ static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint
 static bool notify_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
 			 uint64_t gfn_end, void *blockable)
 {
+	bool may_sleep = *(bool *)blockable;
+
+	/* What a non-blockable callback does that may sleep, the validator reports. */
+	if (!may_sleep)
+		ms_lock_acquire(&vm->nonblock_callback_map, MS_LOCK_EXCLUSIVE);
 	vm->cfg.invalidate_ops->invalidate(vm->cfg.invalidate_opaque, slot->as_id,
 					   gfn_start << MS_PAGE_SHIFT, gfn_end << MS_PAGE_SHIFT,
-					   *(bool *)blockable);
+					   may_sleep);
+	if (!may_sleep)
+		ms_lock_release(&vm->nonblock_callback_map);
 	return true;
 }
 
@@ -207,6 +214,10 @@ void ms_notify_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uin
 }
 
 /* Tell the embedder's own caches which guest ranges [start, end) takes away. */
+/*
+ * Inside memslot RCU, as KVM runs its notifier handlers inside kvm->srcu:
+ * a blockable callback may sleep (it holds back memslot updates meanwhile).
+ */
 static void notify_embedder(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
 {
 	if (!vm->cfg.invalidate_ops)

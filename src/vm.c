@@ -70,6 +70,8 @@ int ms_vm_create(const struct ms_config *cfg, struct ms_vm **out)
 	ms_mutex_init(&vm->slots_lock, "slots_lock");
 	pthread_rwlock_init(&vm->pfn_caches_lock, NULL);
 	ms_lockdep_init_map(&vm->mn_callback_map, "invalidate_range callback", MS_LOCK_PSEUDO);
+	ms_lockdep_init_map(&vm->nonblock_callback_map, "non-blockable invalidate callback",
+			    MS_LOCK_SPINLOCK);
 	ms_lockdep_forbid_nesting(&vm->mn_callback_map, &vm->slots_lock.map,
 				  "invalidation callbacks must not take slots_lock");
 	vm->gate_ops = ms_gate_ops_for(cfg->gate);

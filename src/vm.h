@@ -89,6 +89,9 @@ struct ms_vm {
 	union ms_gate_state gate;
 	/* Held (pseudo, recursive) for the body of each invalidation callback. */
 	struct ms_lockdep_map mn_callback_map;
+	/* Held (pseudo, spinlock-like) around a non-blockable invalidate_ops call:
+	 * anything in it that may sleep is reported. */
+	struct ms_lockdep_map nonblock_callback_map;
 	atomic_flag change_pte_warned;
 	atomic_flag unmatched_end_warned;
 	/* Unique in the process, unlike the address of a destroyed VM. */

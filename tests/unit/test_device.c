@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "../common/testutil.h"
+#include "memslots_lockdep.h"
 
 #define GPA 0x100000ull
 #define P MS_PAGE_SIZE
@@ -278,6 +279,44 @@ static void test_gpa_to_hva(void **state)
 	fixture_fini(&f);
 }
 
+static struct ms_vm *sleeper_vm;
+
+/* A callback that calls back in: the lock validator reports it. */
+static void sleeping_invalidate(void *opaque, unsigned int as_id, uint64_t start, uint64_t end,
+				bool blockable)
+{
+	uint64_t bitmap;
+
+	ms_get_dirty_log(sleeper_vm, 0, &bitmap); /* takes slots_lock: may sleep */
+}
+
+static const struct ms_invalidate_ops sleeping_ops = { sleeping_invalidate };
+
+static void test_callback_rules_validated(void **state)
+{
+	struct ms_config cfg;
+	char *h = test_host_alloc(1);
+	struct ms_region r = test_region(0, 0, GPA, P, h, 0);
+	unsigned long atomic_before, nesting_before;
+
+	assert_int_equal(ms_config_init(&cfg), 0);
+	cfg.lockdep = true;
+	cfg.invalidate_ops = &sleeping_ops;
+	assert_int_equal(ms_vm_create(&cfg, &sleeper_vm), 0);
+	ms_lockdep_set_output(fopen("/dev/null", "w"));
+	atomic_before = ms_lockdep_reports_of(MS_LOCKDEP_SLEEP_IN_ATOMIC);
+	nesting_before = ms_lockdep_reports_of(MS_LOCKDEP_FORBIDDEN_NESTING);
+	assert_int_equal(ms_set_memory_region(sleeper_vm, &r), 0);
+	assert_int_equal(ms_invalidate_range_start(sleeper_vm, (uintptr_t)h, (uintptr_t)h + P,
+						   false),
+			 0);
+	ms_invalidate_range_end(sleeper_vm, (uintptr_t)h, (uintptr_t)h + P);
+	assert_true(ms_lockdep_reports_of(MS_LOCKDEP_SLEEP_IN_ATOMIC) > atomic_before);
+	assert_true(ms_lockdep_reports_of(MS_LOCKDEP_FORBIDDEN_NESTING) > nesting_before);
+	ms_vm_destroy(sleeper_vm);
+	test_host_free(h, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +325,8 @@ int main(void)
 		cmocka_unit_test(test_pfn_cache_dirty),
 		cmocka_unit_test(test_invalidate_callbacks),
 		cmocka_unit_test(test_gpa_to_hva),
+		/* Last: it turns the validator on for the whole process. */
+		cmocka_unit_test(test_callback_rules_validated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
