@@ -108,7 +108,8 @@ void ms_pfn_cache_deactivate(struct ms_pfn_cache *gpc)
 		return;
 	list_del(gpc);
 	pthread_rwlock_wrlock(&gpc->lock);
-	gpc->active = gpc->valid = false;
+	gpc->valid = false;
+	gpc->active = false;
 	pthread_rwlock_unlock(&gpc->lock);
 }
 
