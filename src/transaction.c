@@ -29,6 +29,7 @@ struct txn_slot {
 	struct ms_memslot *old;	    /* before the transaction */
 	struct ms_memslot *cur;	    /* as the changes so far leave it */
 	struct ms_memslot *invalid; /* commit: old's invalid copy, if it needs one */
+	bool deleted; /* a change deleted the slot: old's entries must go with it */
 };
 
 struct txn {
@@ -64,7 +65,7 @@ static struct txn_slot *txn_slot(struct txn *t, unsigned int as_id, unsigned int
 		t->cap = cap;
 	}
 	t->slots[t->n] = (struct txn_slot){ as_id, id, t->vm->as[as_id].id_to_slot[id],
-					    t->vm->as[as_id].id_to_slot[id], NULL };
+					    t->vm->as[as_id].id_to_slot[id], NULL, false };
 	*p = ++t->n;
 	return &t->slots[t->n - 1];
 }
@@ -167,13 +168,19 @@ static int txn_plan(struct txn *t, const struct ms_region *r)
 	ret = txn_set(t, ts, slot);
 	if (ret)
 		free_ours(ts, slot);
+	else if (change == MS_MR_DELETE)
+		ts->deleted = true;
 	return ret;
 }
 
-/* Does old leave its place (deleted, moved, or replaced by another slot)? */
+/*
+ * Does old leave its place (deleted, moved, or replaced by another slot)?
+ * A slot deleted and created again in its place goes too: its entries may be
+ * writable where the new slot is READONLY or logs with a new bitmap.
+ */
 static bool goes_away(const struct txn_slot *ts)
 {
-	return ts->old && (!ts->cur || ts->cur->base_gfn != ts->old->base_gfn ||
+	return ts->old && (ts->deleted || !ts->cur || ts->cur->base_gfn != ts->old->base_gfn ||
 			   ts->cur->npages != ts->old->npages ||
 			   ts->cur->userspace_addr != ts->old->userspace_addr);
 }
@@ -262,8 +269,10 @@ static void txn_finish(struct txn *t)
 			continue;
 		changed++;
 		t->vm->as[ts->as_id].id_to_slot[ts->id] = ts->cur;
+		/* A new bitmap, also after logging went off and on again: protect. */
 		if (ts->cur && ts->cur->dirty_bitmap &&
-		    (!ts->old || !ts->old->dirty_bitmap) && !t->vm->cfg.dirty_log_initially_set)
+		    (!ts->old || ts->cur->dirty_bitmap != ts->old->dirty_bitmap) &&
+		    !t->vm->cfg.dirty_log_initially_set)
 			ms_dirty_log_protect_slot(t->vm, ts->cur);
 		if (ts->old && (!ts->cur || ts->cur->dirty_bitmap != ts->old->dirty_bitmap))
 			free(ts->old->dirty_bitmap);
@@ -404,7 +413,8 @@ int ms_replace_memory_map(struct ms_vm *vm, const struct ms_region *regions, siz
 	ms_mutex_lock(&vm->slots_lock);
 	r = deletes_for(vm, regions, n, &all, &nr_del);
 	if (!r) {
-		memcpy(all + nr_del, regions, n * sizeof(*regions));
+		if (n)
+			memcpy(all + nr_del, regions, n * sizeof(*regions));
 		r = txn_init(&t, vm);
 		if (!r)
 			r = txn_run(&t, all, nr_del + n, &at);

@@ -10,11 +10,14 @@
  * ms_get_dirty_log and ms_clear_dirty_log of slot ids as above or any 32-bit
  * slot number, clears with first_page and num_pages at and around the word
  * and slot boundaries or anything, bitmaps of all ones, single bits or input
- * bytes, and ms_mark_page_dirty -- and each result is compared with
+ * bytes, ms_mark_page_dirty, and transactions of up to 8 such changes
+ * through ms_set_memory_regions or ms_replace_memory_map -- and each result
+ * is compared with
  * tests/ref/kvm_ref.h, the reference model of KVM's rules: every return code,
  * every hva, every byte read, every word of every dirty bitmap returned (and
- * no word written past it or on failure); after every write the whole arena
- * must equal the model's view of it.  Before an input's slots go, each logged
+ * no word written past it or on failure), a failed transaction's index and,
+ * after each transaction and at the end, every address space's map; after
+ * every write the whole arena must equal the model's view of it.  Before an input's slots go, each logged
  * one's bitmap is fetched and compared once more.  Frames are got through counting
  * frame_ops, which also check that each lies in the arena, that none of a
  * range is held once its invalidation started, and, when an input ends and
@@ -46,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/types.h>
 
 #include "memslots.h"
 #include "../ref/kvm_ref.h"
@@ -230,17 +234,18 @@ static unsigned int fuzz_id(uint8_t idb)
 }
 
 /*
- * kind: bits 0-1 the flags, bit 2 a large slot (outside the arena), bits 3-7
- * the mode: as given, mutated (12 + k) or a re-issue of the live slot (24 + k).
+ * Six bytes to a region.  kind: bits 0-1 the flags, bit 2 a large slot
+ * (outside the arena), bits 3-7 the mode: as given, mutated (12 + k) or a
+ * re-issue (24 + k) of the slot as model (the map the region applies to)
+ * holds it.
  */
-static void op_set(struct ms_vm *vm, struct input *in)
+static struct ms_region decode_region(struct input *in, struct kvm_ref *model)
 {
 	uint8_t kind = byte(in), idb = byte(in), asb = byte(in);
 	uint8_t hpage = byte(in) % ARENA_PAGES, npages = byte(in) % 9, gpage = byte(in);
 	unsigned int as = asb % (ref.address_spaces + 1), id;
 	struct kvm_ref_slot *live;
 	struct ms_region r;
-	int got, want;
 
 	id = fuzz_id(idb);
 	if (hpage + npages > ARENA_PAGES)
@@ -254,7 +259,7 @@ static void op_set(struct ms_vm *vm, struct input *in)
 		r.memory_size = (60 + 17 * (uint64_t)npages) * P;
 		r.userspace_addr = LARGE_HVA + hpage * P;
 	}
-	live = kvm_ref_find(&ref, as, id);
+	live = kvm_ref_find(model, as, id);
 	if (kind >> 3 >= 24) {
 		if (live)
 			reissue(&r, live, (kind >> 3) - 24);
@@ -263,6 +268,14 @@ static void op_set(struct ms_vm *vm, struct input *in)
 	}
 	if (r.memory_size > MAX_LOGGED_PAGES * P)
 		r.flags &= ~MS_MEM_LOG_DIRTY_PAGES;
+	return r;
+}
+
+static void op_set(struct ms_vm *vm, struct input *in)
+{
+	struct ms_region r = decode_region(in, &ref);
+	int got, want;
+
 	describe("set slot %#x flags %#x gpa %#llx size %#llx hva %#llx", r.slot, r.flags,
 		 (unsigned long long)r.guest_phys_addr, (unsigned long long)r.memory_size,
 		 (unsigned long long)r.userspace_addr);
@@ -585,6 +598,123 @@ static void op_mark_page_dirty(struct ms_vm *vm, struct input *in)
 	traced(got);
 }
 
+/*
+ * Each address space's map, as ms_get_memory_map gives it, must be the
+ * model's slots in gpa order, with their sizes, hvas and flags.
+ */
+static void check_map(struct ms_vm *vm)
+{
+	static struct ms_region map[KVM_REF_SLOTS + 1];
+
+	for (unsigned int as = 0; as < ref.address_spaces; as++) {
+		unsigned int want_n = 0;
+		size_t n = 0;
+		int got = ms_get_memory_map(vm, as, map, KVM_REF_SLOTS + 1, &n);
+
+		if (got)
+			mismatch("get_memory_map(as %u) returns %d", as, got);
+		for (unsigned int i = 0; i < ref.nslots; i++)
+			want_n += ref.slot[i].as_id == as;
+		if (n != want_n)
+			mismatch("as %u holds %zu slots, reference %u", as, n, want_n);
+		for (size_t i = 0; i < n; i++) {
+			const struct ms_region *r = &map[i];
+			const struct kvm_ref_slot *s = kvm_ref_find(&ref, as, r->slot & 0xffff);
+
+			if (r->slot >> 16 != as || !s)
+				mismatch("as %u: map entry %zu is slot %#x, not in the reference",
+					 as, i, r->slot);
+			if (r->guest_phys_addr != s->base_gfn * P ||
+			    r->memory_size != s->npages * P ||
+			    r->userspace_addr != s->userspace_addr || r->flags != s->flags)
+				mismatch("slot %#x is gpa %#llx size %#llx hva %#llx flags %#x, "
+					 "reference %#llx %#llx %#llx %#x",
+					 r->slot, (unsigned long long)r->guest_phys_addr,
+					 (unsigned long long)r->memory_size,
+					 (unsigned long long)r->userspace_addr, r->flags,
+					 (unsigned long long)(s->base_gfn * P),
+					 (unsigned long long)(s->npages * P),
+					 (unsigned long long)s->userspace_addr, s->flags);
+			if (i && r->guest_phys_addr <= map[i - 1].guest_phys_addr)
+				mismatch("as %u: map entry %zu is out of gpa order", as, i);
+		}
+	}
+}
+
+#define MAX_TXN 8
+
+static void print_regions(const struct ms_region *regions, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(stderr,
+			"fuzz: op %u:   change %zu: slot %#x flags %#x gpa %#llx size %#llx "
+			"hva %#llx\n",
+			op_index, i, regions[i].slot, regions[i].flags,
+			(unsigned long long)regions[i].guest_phys_addr,
+			(unsigned long long)regions[i].memory_size,
+			(unsigned long long)regions[i].userspace_addr);
+}
+
+/*
+ * A transaction of (nb & 15) % 9 changes, each decoded as op_set's against
+ * the map the changes before it leave (a scratch copy of the model, so that
+ * re-issues reach slots that earlier changes create, move or re-flag).  nb
+ * bits 4-5 both set: ms_replace_memory_map; bit 6: failed is NULL.  The
+ * return code, the failing index, then the maps and the bitmaps of the slots
+ * it names (of every logged slot with manual protect, where a get only
+ * reads; without, only those the model does not log, so that no harvest
+ * write-protects what a later write should find) are compared.
+ */
+static void op_txn(struct ms_vm *vm, struct input *in)
+{
+	uint8_t nb = byte(in);
+	size_t n = (nb & 15) % (MAX_TXN + 1), failed = SIZE_MAX, want_failed = SIZE_MAX;
+	bool replace = (nb & 0x30) == 0x30, null = nb & 0x40;
+	struct ms_region regions[MAX_TXN];
+	static struct kvm_ref scratch;
+	int got, want;
+
+	kvm_ref_copy(&scratch, &ref);
+	for (size_t i = 0; i < n; i++) {
+		regions[i] = decode_region(in, &scratch);
+		kvm_ref_set_memory_region(&scratch, &regions[i]);
+	}
+	kvm_ref_fini(&scratch);
+	describe("%s of %zu changes%s", replace ? "replace_memory_map" : "set_memory_regions", n,
+		 null ? ", failed NULL" : "");
+	if (trace)
+		print_regions(regions, n);
+	want = kvm_ref_transaction(&ref, regions, n, replace, &want_failed);
+	got = replace ? ms_replace_memory_map(vm, regions, n, null ? NULL : &failed)
+		      : ms_set_memory_regions(vm, regions, n, null ? NULL : &failed);
+	if ((got != want || (got && !null && failed != want_failed)) && !trace)
+		print_regions(regions, n);
+	if (got != want)
+		mismatch("library returns %d, reference %d (change %zd)", got, want,
+			 (ssize_t)want_failed);
+	if (got && !null && failed != want_failed)
+		mismatch("library fails change %zd, reference change %zu", (ssize_t)failed,
+			 want_failed);
+	traced(got);
+	check_map(vm);
+	for (size_t i = 0; i < n; i++) {
+		if (!kvm_ref_slot_nr_valid(&ref, regions[i].slot))
+			continue;
+		if (!ref.manual_protect && logged(regions[i].slot))
+			continue;
+		describe("get dirty log of slot %#x after the transaction", regions[i].slot);
+		check_get(vm, regions[i].slot, false);
+	}
+	for (unsigned int i = 0; ref.manual_protect && i < ref.nslots; i++) {
+		const struct kvm_ref_slot *s = &ref.slot[i];
+
+		if (!s->dirty_bitmap)
+			continue;
+		describe("get dirty log of slot %#x after the transaction", s->as_id << 16 | s->id);
+		check_get(vm, s->as_id << 16 | s->id, false);
+	}
+}
+
 /* Frames held for arena pages of [start, end). */
 static long frames_in(uint64_t start, uint64_t end)
 {
@@ -719,11 +849,17 @@ static void run(struct ms_vm *vm, struct ms_vcpu *vcpu, struct input *in)
 		case 24:
 			op_mark_page_dirty(vm, in);
 			break;
+		case 15:
+		case 30:
+			op_txn(vm, in);
+			break;
 		default:
 			sweep(vcpu, byte(in), SWEEP_WINDOW);
 			break;
 		}
 	}
+	describe("the map at the end");
+	check_map(vm);
 	sweep(vcpu, 0, SWEEP_GFNS);
 }
 

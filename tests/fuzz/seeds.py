@@ -131,6 +131,15 @@ def invalidate(first_page, npages=1, blockable=True, change_pte=False, outside=F
     return bytes([14, first_page, npages - 1, how])
 
 
+def txn(*changes, replace=False, null=False):
+    """ms_set_memory_regions (replace: ms_replace_memory_map) of up to 8
+    changes made with put, mutate, reissue or delete; a re-issue reads the
+    slot as the changes before it leave it.  null: failed is NULL."""
+    assert len(changes) <= 8 and all(c[0] == 0 and len(c) == 7 for c in changes)
+    nb = len(changes) | (0x30 if replace else 0) | (0x40 if null else 0)
+    return bytes([15, nb]) + b"".join(c[1:] for c in changes)
+
+
 SEEDS = {
     "create-write-read": config() + put(npages=4) + write(17, 3, 100) + read(17, 3, 100)
     + lookup(17) + lookup(17, write=True),
@@ -288,6 +297,62 @@ SEEDS = {
     + get_log(as_=1) + write(17, as_=0) + get_log(as_=1),
     "dirty-log-destroy-logged": config(destroy=True, dirty=MANUAL | INITIALLY_SET)
     + put(npages=4, flags=LOG) + put(id=1, npages=2, gpage=120, flags=LOG, large=True) + write(17),
+    # Transactions: return code, failing index, maps and bitmaps against the model.
+    "txn-delete-then-create-same-gpa": config() + put(npages=2, flags=LOG) + write(16)
+    + txn(delete(), put(id=1, hpage=4, npages=2, gpage=16)) + read(16) + write(17, seed=3)
+    + read(17) + get_log() + get_log(id=1) + sweep(14),
+    "txn-delete-then-recreate-logged": config() + put(npages=2, flags=LOG) + write(16)
+    + write(17) + txn(delete(), put(npages=2, flags=LOG)) + write(16, seed=2) + get_log()
+    + write(17, seed=3) + get_log(),
+    "txn-delete-then-recreate-readonly": config() + put(npages=2) + write(16)
+    + txn(delete(), put(npages=2, flags=READONLY)) + write(16, seed=2) + read(16)
+    + lookup(16, write=True),
+    "txn-delete-then-recreate-manual": config(dirty=MANUAL) + put(npages=2, flags=LOG)
+    + write(16) + txn(delete(), put(npages=2, flags=LOG)) + write(16, seed=2) + get_log(),
+    "txn-log-off-then-on": config() + put(npages=2, flags=LOG) + write(16) + write(17)
+    + txn(reissue(3), reissue(3)) + write(16, seed=2) + get_log() + write(17, seed=3) + get_log(),
+    "txn-overlap-with-earlier-create": config() + txn(put(id=0, npages=2, gpage=16),
+                                                      put(id=1, hpage=4, gpage=17))
+    + txn(put(id=0, npages=2, gpage=16), put(id=1, hpage=4, gpage=18)) + sweep(14)
+    + txn(put(id=2, hpage=8, gpage=40), reissue(0, id=1, gpage=40)),
+    "txn-move-then-flags": config() + put(npages=2, flags=LOG) + write(16) + write(17)
+    + txn(reissue(0, gpage=40), reissue(3)) + write(41) + txn(reissue(3), reissue(0, gpage=50))
+    + write(51) + get_log() + read(50),
+    "txn-move-keeps-bits": config(dirty=MANUAL) + put(npages=3, flags=LOG) + write(16)
+    + mark(18) + txn(reissue(0, gpage=40), reissue(0, gpage=60)) + write(61) + get_log()
+    + txn(reissue(0, gpage=16), put(id=1, hpage=8, gpage=60)) + get_log(),
+    "txn-invalid-last-change-applies-nothing": config() + put(npages=2) + write(16)
+    + txn(delete(), put(id=1, hpage=8, gpage=16), put(id=2, hpage=12, gpage=30),
+          mutate(2, id=3, gpage=50)) + read(16) + lookup(30) + sweep(14)
+    + txn(delete(), delete(id=0)) + txn(put(id=4, gpage=20), mutate(0, id=5))
+    + txn(reissue(7), put(id=6, gpage=90)),
+    "txn-same-slot-twice": config() + txn(put(npages=2), put(npages=2)) + write(16)
+    + txn(put(id=1, hpage=4, gpage=20), reissue(0, id=1, gpage=24), reissue(0, id=1, gpage=28),
+          delete(id=1), put(id=1, hpage=6, gpage=20), reissue(2, id=1, gpage=20))
+    + write(20) + read(20) + sweep(14),
+    "txn-failed-null": config() + put() + txn(put(id=1, gpage=16), null=True)
+    + txn(put(id=1, gpage=17), null=True) + read(17),
+    "txn-two-address-spaces": config() + put(as_=0) + put(as_=1, hpage=4)
+    + txn(delete(as_=0), put(id=1, as_=1, hpage=8, gpage=20), reissue(0, as_=1, gpage=30),
+          put(id=2, as_=2)) + txn(delete(as_=0), put(id=1, as_=1, hpage=8, gpage=16))
+    + read(16, as_=0) + read(16, as_=1) + sweep(14),
+    "txn-large-logged": config(dirty=MANUAL | INITIALLY_SET)
+    + txn(put(npages=2, gpage=0, flags=LOG, large=True), put(id=1, npages=2, gpage=200))
+    + mark(3) + txn(reissue(0, gpage=100), reissue(2), reissue(3)) + get_log(),
+    "txn-empty": config() + put() + txn() + read(16),
+    "replace-map-keeps-named": config() + put(npages=2) + put(id=1, as_=1, hpage=4)
+    + put(id=2, hpage=8, gpage=30) + write(16) + txn(reissue(1), put(id=3, hpage=12, gpage=40),
+                                                    replace=True)
+    + read(16) + lookup(30) + lookup(16, as_=1) + sweep(14),
+    "replace-map-bad-entry": config() + put(npages=2) + put(id=1, hpage=4, gpage=30)
+    + txn(reissue(1), put(id=5, hpage=8, gpage=17), replace=True)
+    + txn(reissue(1), put(id=5, hpage=8, gpage=30), replace=True) + lookup(30) + sweep(14)
+    + txn(put(id=2, as_=2), replace=True),
+    "replace-map-empty-deletes-all": config() + put() + put(id=1, as_=1, hpage=2) + write(16)
+    + txn(replace=True) + read(16) + lookup(16, as_=1) + put(hpage=5) + read(16),
+    "replace-map-logged": config(dirty=MANUAL) + put(npages=2, flags=LOG) + put(id=1, hpage=4)
+    + write(16) + txn(reissue(0, gpage=40), reissue(3, id=1), replace=True) + write(41)
+    + get_log() + txn(delete(), put(npages=2, flags=LOG), replace=True) + get_log(),
 }
 
 

@@ -468,4 +468,69 @@ static inline int kvm_ref_clear_dirty_log(struct kvm_ref *ref, uint32_t slot, ui
 	return 0;
 }
 
+/* A copy of src that shares nothing with it: each bitmap is duplicated. */
+static inline void kvm_ref_copy(struct kvm_ref *dst, const struct kvm_ref *src)
+{
+	*dst = *src;
+	for (unsigned int i = 0; i < dst->nslots; i++) {
+		struct kvm_ref_slot *s = &dst->slot[i];
+		uint64_t words = kvm_ref_bitmap_words(s->npages);
+		uint64_t *bitmap;
+
+		if (!s->dirty_bitmap)
+			continue;
+		bitmap = calloc(words ? words : 1, sizeof(*bitmap));
+		if (!bitmap)
+			abort();
+		for (uint64_t w = 0; w < words; w++)
+			bitmap[w] = s->dirty_bitmap[w];
+		s->dirty_bitmap = bitmap;
+	}
+}
+
+/* Does any of regions[0..n) name slot number nr? */
+static inline bool kvm_ref_named(const struct ms_region *regions, size_t n, uint32_t nr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (regions[i].slot == nr)
+			return true;
+	return false;
+}
+
+/*
+ * ms_set_memory_regions (replace false) or ms_replace_memory_map (replace
+ * true): regions[0..n) one by one on a copy, committed only if all succeed.
+ * On failure *failed is the failing change's index and the model is as it was.
+ */
+static inline int kvm_ref_transaction(struct kvm_ref *ref, const struct ms_region *regions,
+				      size_t n, bool replace, size_t *failed)
+{
+	struct kvm_ref copy;
+	int ret;
+
+	kvm_ref_copy(&copy, ref);
+	for (unsigned int i = copy.nslots; replace && i-- > 0;) {
+		const struct kvm_ref_slot *s = &copy.slot[i];
+		struct ms_region del = { .slot = s->as_id << 16 | s->id };
+
+		if (kvm_ref_named(regions, n, del.slot))
+			continue;
+		if (kvm_ref_set_memory_region(&copy, &del))
+			abort(); /* a delete of a live slot cannot fail */
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret = kvm_ref_set_memory_region(&copy, &regions[i]);
+		if (ret) {
+			*failed = i;
+			kvm_ref_fini(&copy);
+			ref->last_change = KVM_REF_NONE;
+			return ret;
+		}
+	}
+	kvm_ref_fini(ref);
+	*ref = copy;
+	ref->last_change = KVM_REF_NONE;
+	return 0;
+}
+
 #endif /* MEMSLOTS_KVM_REF_H */

@@ -200,7 +200,8 @@ static unsigned long bar_holes(bool split)
 
 	assert_int_equal(ms_set_memory_region(vm, &bar), 0);
 	pthread_create(&b.thread, NULL, bar_reader_main, &b);
-	for (int i = 0; i < 2000; i++) {
+	/* 2000 moves, and on (split) until the reader has looked in a gap. */
+	for (int i = 0; i < 2000 || (split && !atomic_load(&b.holes) && i < 200000); i++) {
 		/* Delete and re-create elsewhere under another slot number. */
 		struct ms_region txn[] = { reg(i & 1, 0, 0, NULL, 0),
 					   reg(!(i & 1), i & 1 ? GPA : 8 * GPA, 2, h, 0) };
