@@ -945,6 +945,8 @@ struct gw_load {
 	_Atomic uint64_t update_t0;
 	/* The load stopped itself because an update waited past bound_ns. */
 	atomic_bool bounded;
+	/* The load thread's involuntary switches: it shared its core for a while. */
+	long preempted;
 	pthread_t thread;
 };
 
@@ -1004,16 +1006,11 @@ static void gw_starve(struct gw_load *l)
  * least 1 us): back to back, the count gate's update would wait for ever
  * even at hold 0, which is the starvation case's point, not the sweep's.
  */
-static void *gw_load_main(void *arg)
+static void gw_sweep_load(struct gw_load *l)
 {
-	struct gw_load *l = arg;
 	const double gap = l->hold_ns > 1e3 ? l->hold_ns : 1e3;
 	uint64_t x = 0x2545f4914f6cdd1dull;
 
-	if (l->starve) {
-		gw_starve(l);
-		return NULL;
-	}
 	atomic_store(&l->running, true);
 	while (!gw_stopping(l)) {
 		uint64_t hva = rnd(&x) % 100 < l->overlap_pct ? l->slot_hva : l->other_hva;
@@ -1024,6 +1021,18 @@ static void *gw_load_main(void *arg)
 		}
 		spin_for(gap);
 	}
+}
+
+static void *gw_load_main(void *arg)
+{
+	struct gw_load *l = arg;
+	long cs = thread_nivcsw();
+
+	if (l->starve)
+		gw_starve(l);
+	else
+		gw_sweep_load(l);
+	l->preempted += thread_nivcsw() - cs;
 	return NULL;
 }
 
@@ -1047,6 +1056,9 @@ struct gw_result {
 	/* Gate wait in ns: create, delete, and the creates not preempted. */
 	struct hist wait[3];
 	unsigned long preempted[2], bounded[2];
+	long load_preempted;
+	/* The load's invalidations, and those that elided: only these can hold a create. */
+	uint64_t started, elided;
 };
 
 /*
@@ -1056,12 +1068,15 @@ struct gw_result {
  */
 static void gw_run(struct gw_load *l, double seconds, int iters, struct gw_result *res)
 {
+	struct ms_stats st0, st1;
 	double t_end;
 
+	ms_vm_stats(l->vm, &st0);
 	for (int k = 0; k < 3; k++)
 		hist_init(&res->wait[k]);
 	for (int k = 0; k < 2; k++)
 		res->preempted[k] = res->bounded[k] = 0;
+	l->preempted = 0;
 	gw_load_start(l);
 	/* After the start: on a busy machine a new thread may take a while to run. */
 	t_end = now_ns() + seconds * 1e9;
@@ -1095,6 +1110,10 @@ static void gw_run(struct gw_load *l, double seconds, int iters, struct gw_resul
 		}
 	}
 	gw_load_stop(l);
+	ms_vm_stats(l->vm, &st1);
+	res->started = st1.invalidations_started - st0.invalidations_started;
+	res->elided = st1.invalidation_starts_elided - st0.invalidation_starts_elided;
+	res->load_preempted = l->preempted;
 }
 
 static void gw_record(const char *kase, const char *series, enum ms_gate g,
@@ -1124,6 +1143,12 @@ static void gw_record(const char *kase, const char *series, enum ms_gate g,
 	record(&f, res->preempted[k]);
 	f.stat = "bounded";
 	record(&f, res->bounded[k]);
+	f.stat = "load_preempted";
+	f.unit = "switches";
+	record(&f, res->load_preempted);
+	f.stat = "load_elided_pct";
+	f.unit = "pct";
+	record(&f, res->started ? 100.0 * res->elided / res->started : NAN);
 }
 
 /* Keep the worst of the figures; NAN (too few samples) sticks, to show as missed. */
@@ -1153,8 +1178,9 @@ static void scenario_gate_wait(void)
 	      "   deletes a one-page slot, one invalidates (held H, then none open for max(H, 1 "
 	      "us));\n   a share of the invalidations covers the slot's page; load %.2f\n",
 	      load_avg());
-	table("  %-5s %6s %7s %7s %8s %8s %8s %8s %9s %8s %8s\n", "gate", "H us", "overlap",
-	      "creates", "p50", "p99", "p99.9", "max", "preempted", "unpr p99", "del max");
+	table("  %-5s %5s %7s %7s %8s %8s %8s %8s %9s %8s %8s %7s %5s\n", "gate", "H us",
+	      "overlap", "creates", "p50", "p99", "p99.9", "max", "preempted", "unpr p99",
+	      "del max", "elided", "ldpre");
 	for (size_t g = 0; g < sizeof(gates) / sizeof(gates[0]); g++)
 		for (size_t h = 0; h < sizeof(holds_us) / sizeof(holds_us[0]); h++)
 			for (size_t o = 0; o < sizeof(overlaps) / sizeof(overlaps[0]); o++) {
@@ -1168,7 +1194,8 @@ static void scenario_gate_wait(void)
 				char b[6][16], series[48];
 
 				gw_run(&l, secs, 0, &res);
-				table("  %-5s %6g %6u%% %7llu %8s %8s %8s %8s %9lu %8s %8s\n",
+				table("  %-5s %5g %6u%% %7llu %8s %8s %8s %8s %9lu %8s %8s %6.1f%% "
+				      "%5ld\n",
 				      cli_gate_name(gates[g]), holds_us[h], overlaps[o],
 				      (unsigned long long)hist_count(&res.wait[0]),
 				      fig(b[0], sizeof(b[0]), "%.2f", pct_of(&res.wait[0], 50, 1e3)),
@@ -1178,7 +1205,9 @@ static void scenario_gate_wait(void)
 				      fig(b[3], sizeof(b[3]), "%.2f", pct_of(&res.wait[0], 100, 1e3)),
 				      res.preempted[0],
 				      fig(b[5], sizeof(b[5]), "%.2f", pct_of(&res.wait[2], 99, 1e3)),
-				      fig(b[4], sizeof(b[4]), "%.2f", pct_of(&res.wait[1], 100, 1e3)));
+				      fig(b[4], sizeof(b[4]), "%.2f", pct_of(&res.wait[1], 100, 1e3)),
+				      res.started ? 100.0 * res.elided / res.started : 0.0,
+				      res.load_preempted);
 				if (res.bounded[0] + res.bounded[1])
 					table("        %lu updates waited past %.0f ms: load stopped\n",
 					      res.bounded[0] + res.bounded[1], bound_ms);
@@ -1200,8 +1229,8 @@ static void scenario_gate_wait(void)
 	table("\n  starvation load: two nested invalidations of the slot's page, one always "
 	      "open\n  (held 1 us each); the load stops once an update has waited %.0f ms\n",
 	      bound_ms);
-	table("  %-5s %7s %9s %9s %9s %9s %9s %9s %9s\n", "gate", "creates", "p50", "p99", "max",
-	      "bounded", "preempted", "unpr max", "del max");
+	table("  %-5s %7s %9s %9s %9s %9s %9s %9s %9s %5s\n", "gate", "creates", "p50", "p99",
+	      "max", "bounded", "preempted", "unpr max", "del max", "ldpre");
 	for (size_t g = 0; g < sizeof(gates) / sizeof(gates[0]); g++) {
 		struct ms_vm *vm = vm_with(gates[g], false);
 		struct gw_load l = { .vm = vm,
@@ -1217,13 +1246,14 @@ static void scenario_gate_wait(void)
 		gw_run(&l, secs, iters, &res);
 		max = pct_of(&res.wait[0], 100, 1e3);
 		calm_max = pct_of(&res.wait[2], 100, 1e3);
-		table("  %-5s %7llu %9s %9s %9s %9lu %9lu %9s %9s%s\n", cli_gate_name(gates[g]),
+		table("  %-5s %7llu %9s %9s %9s %9lu %9lu %9s %9s %5ld%s\n", cli_gate_name(gates[g]),
 		      (unsigned long long)hist_count(&res.wait[0]),
 		      fig(b[0], sizeof(b[0]), "%.2f", pct_of(&res.wait[0], 50, 1e3)),
 		      fig(b[1], sizeof(b[1]), "%.2f", pct_of(&res.wait[0], 99, 1e3)),
 		      fig(b[2], sizeof(b[2]), "%.0f", max), res.bounded[0], res.preempted[0],
-		      fig(b[4], sizeof(b[4]), "%.0f", calm_max), fig(b[3], sizeof(b[3]), "%.0f", pct_of(&res.wait[1], 100, 1e3)),
-		      res.bounded[0] ? "  >= bound: unbounded under this load" : "");
+		      fig(b[4], sizeof(b[4]), "%.0f", calm_max),
+		      fig(b[3], sizeof(b[3]), "%.0f", pct_of(&res.wait[1], 100, 1e3)),
+		      res.load_preempted, res.bounded[0] ? "  >= bound: unbounded under this load" : "");
 		gw_record("create", "starvation_load", gates[g], &res, 0);
 		gw_record("delete", "starvation_load", gates[g], &res, 1);
 		gw_record("create_unpreempted", "starvation_load", gates[g], &res, 2);
