@@ -589,6 +589,52 @@ static long thread_nivcsw(void)
 	return ru.ru_nivcsw;
 }
 
+/* The i-th CPU this process may run on; -1 if it may run on fewer. */
+static int allowed_cpu(unsigned int i)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -1;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &set) && i-- == 0)
+			return cpu;
+	return -1;
+}
+
+/*
+ * Keep the calling thread on one CPU (none: leave it free).  The scheduler
+ * may otherwise put two threads of ours on one core beside another
+ * tenant's load, and they would take turns instead of running at once.
+ */
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* A thread that starts on that CPU and stays there. */
+static void create_pinned(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	cpu_set_t set;
+
+	pthread_attr_init(&attr);
+	if (cpu >= 0) {
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
+	if (pthread_create(t, &attr, fn, arg))
+		abort();
+	pthread_attr_destroy(&attr);
+}
+
 /*
  * Pairs per batch: long enough (~10-100 us) that the rusage read between
  * batches costs a few percent of the thread's time, short enough that a
@@ -700,7 +746,7 @@ static struct pair_result run_pairs(enum ms_gate gate, bool no_elision, bool rel
 					     .cap = cap };
 		if (!t[i].b)
 			abort();
-		pthread_create(&t[i].thread, NULL, pair_main, &t[i]);
+		create_pinned(&t[i].thread, allowed_cpu(i), pair_main, &t[i]);
 	}
 	usleep((useconds_t)(seconds * 1e6));
 	atomic_store(&stop, true);
@@ -755,7 +801,8 @@ static void scenario_invalidate(void)
 	FILE *dat = plot_data("invalidate");
 
 	table("\n== invalidate: ns per start+end pair per thread, batches of %d pairs in which\n"
-	      "   all threads ran unpreempted (others discarded); no vCPU runs; load %.2f\n",
+	      "   all threads ran unpreempted (others discarded); one thread pinned per core, no\n"
+	      "   vCPU runs; load %.2f\n",
 	      PAIR_BATCH, load_avg());
 	table("  %-6s %-8s %-10s %9s %9s %7s %17s\n", "gate", "elision", "range", "1 thr",
 	      maxthr > 1 ? "2 thr" : "", maxthr > 1 ? "2/1" : "", "discarded 1t / 2t");
@@ -947,6 +994,7 @@ struct gw_load {
 	atomic_bool bounded;
 	/* The load thread's involuntary switches: it shared its core for a while. */
 	long preempted;
+	int cpu; /* where the load runs: not the updater's CPU; -1 anywhere */
 	pthread_t thread;
 };
 
@@ -1041,7 +1089,8 @@ static void gw_load_start(struct gw_load *l)
 	atomic_store(&l->stop, false);
 	atomic_store(&l->running, false);
 	atomic_store(&l->bounded, false);
-	pthread_create(&l->thread, NULL, gw_load_main, l);
+	/* The updater (this thread) is on the first: one core each. */
+	create_pinned(&l->thread, l->cpu, gw_load_main, l);
 	while (!atomic_load(&l->running))
 		sched_yield();
 }
@@ -1171,12 +1220,20 @@ static void scenario_gate_wait(void)
 	double fair_p99 = 0, fair_p999 = 0, calm_p99 = 0, calm_p999 = 0;
 	double count_starved = NAN, fair_starved = NAN;
 	static struct gw_result res;
+	/* Asked before this thread is pinned: afterwards it may only use one. */
+	const int cpu[2] = { allowed_cpu(0), allowed_cpu(1) };
+	cpu_set_t was;
 
 	if (pages == MAP_FAILED)
 		abort();
+	/* Back to where it may run at the end: the scenarios after it are not pinned. */
+	sched_getaffinity(0, sizeof(was), &was);
+	if (cpu[1] >= 0)
+		pin_self(cpu[0]);
 	table("\n== gate-wait: an update's wait on the gate alone, us; one thread creates and\n"
 	      "   deletes a one-page slot, one invalidates (held H, then none open for max(H, 1 "
-	      "us));\n   a share of the invalidations covers the slot's page; load %.2f\n",
+	      "us));\n   a share of the invalidations covers the slot's page; each thread pinned to "
+	      "a core;\n   load %.2f\n",
 	      load_avg());
 	table("  %-5s %5s %7s %7s %8s %8s %8s %8s %9s %8s %8s %7s %5s\n", "gate", "H us",
 	      "overlap", "creates", "p50", "p99", "p99.9", "max", "preempted", "unpr p99",
@@ -1190,7 +1247,8 @@ static void scenario_gate_wait(void)
 						     .other_hva = (uintptr_t)pages + MS_PAGE_SIZE,
 						     .hold_ns = holds_us[h] * 1e3,
 						     .overlap_pct = overlaps[o],
-						     .bound_ns = bound_ms * 1e6 };
+						     .bound_ns = bound_ms * 1e6,
+						     .cpu = cpu[1] };
 				char b[6][16], series[48];
 
 				gw_run(&l, secs, 0, &res);
@@ -1237,7 +1295,8 @@ static void scenario_gate_wait(void)
 				     .slot_hva = (uintptr_t)pages,
 				     .hold_ns = 1e3,
 				     .starve = true,
-				     .bound_ns = bound_ms * 1e6 };
+				     .bound_ns = bound_ms * 1e6,
+				     .cpu = cpu[1] };
 		/* The count gate meets the bound every update: a few say it. */
 		int iters = gates[g] == MS_GATE_COUNT ? (opt.quick ? 1 : 3) : 0;
 		double max, calm_max;
@@ -1272,6 +1331,7 @@ static void scenario_gate_wait(void)
 	       count_starved >= bound_ms * 1e3);
 	table("  fair under starvation load: unpreempted max %.1f us, %.4f of the bound\n",
 	      fair_starved, fair_starved / (bound_ms * 1e3));
+	sched_setaffinity(0, sizeof(was), &was);
 	munmap(pages, 2 * MS_PAGE_SIZE);
 }
 
