@@ -44,8 +44,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo
 	echo "## Invalidations"
 	echo
-	echo "An elided pair (no slot in range, elision on) costs the gate's counter under its"
-	echo "spinlock and nothing else; one that touches a slot takes mmu_lock, zaps and waits."
+	echo "An elided pair (no slot in range, elision on) costs the count gate's counter under its"
+	echo "spinlock, shared by all threads; the fair gate's per-thread record, shared by none."
+	echo "One that touches a slot takes mmu_lock. Only batches in which every thread ran"
+	echo "unpreempted count (docs/tools.md), so 2 threads means 2 threads at the same time."
 	echo
 	echo '```'
 	sed -n '/^== invalidate/,/^$/p' "$out"
@@ -62,6 +64,18 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo '```'
 	echo
 	echo '![update latency under load](docs/bench/update-under-load.png)'
+	echo
+	echo "## Gate wait"
+	echo
+	echo "An update's wait on the gate alone (ms_stats.gate_wait_ns_total), one thread"
+	echo "invalidating, swept over how long each invalidation is held and how many cover the"
+	echo "slot's page. The count gate waits for every open invalidation and, under a load that"
+	echo "keeps one open at every instant, until the load is stopped; the fair gate waits only"
+	echo "for those of the new slot's pages that were open when it announced itself."
+	echo
+	echo '```'
+	sed -n '/^== gate-wait/,/^  fair under starvation/p' "$out"
+	echo '```'
 	echo
 	echo "## Lock validator"
 	echo
