@@ -193,6 +193,7 @@ struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, 
 		atomic_store_explicit(&inv->seen_gen, 0, memory_order_relaxed);
 		atomic_store_explicit(&inv->decision, MS_INV_UNDECIDED, memory_order_relaxed);
 		inv->opened = ++rec->opens;
+		atomic_store_explicit(&rec->last, i, memory_order_relaxed);
 		/* Readers that see it open see its range: pairs with their acquire. */
 		atomic_store_explicit(&inv->seq, seq + 1, memory_order_release);
 		return inv;
@@ -200,17 +201,26 @@ struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, 
 	return NULL;
 }
 
+static bool inv_matches(struct ms_open_inv *inv, uint64_t start, uint64_t end)
+{
+	return ms_open_inv_is_open(inv) &&
+	       atomic_load_explicit(&inv->start, memory_order_relaxed) == start &&
+	       atomic_load_explicit(&inv->end, memory_order_relaxed) == end;
+}
+
 static struct ms_open_inv *rec_find(struct ms_thread_rec *rec, uint64_t start, uint64_t end)
 {
-	struct ms_open_inv *best = NULL;
+	struct ms_open_inv *best = &rec->inv[atomic_load_explicit(&rec->last, memory_order_relaxed)];
+
+	/* The entry opened last is the newest: if it matches, it is the one. */
+	if (inv_matches(best, start, end))
+		return best;
+	best = NULL;
 
 	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
 		struct ms_open_inv *inv = &rec->inv[i];
 
-		if (ms_open_inv_is_open(inv) &&
-		    atomic_load_explicit(&inv->start, memory_order_relaxed) == start &&
-		    atomic_load_explicit(&inv->end, memory_order_relaxed) == end &&
-		    (!best || inv->opened > best->opened))
+		if (inv_matches(inv, start, end) && (!best || inv->opened > best->opened))
 			best = inv;
 	}
 	return best;

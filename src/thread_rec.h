@@ -40,6 +40,8 @@ struct ms_thread_rec {
 	struct ms_thread_rec *next; /* vm->thread_recs, never unlinked */
 	_Atomic bool in_use;	    /* a live thread owns it */
 	uint64_t opens;		    /* owner only */
+	/* The entry opened last: where the matching end usually is. */
+	_Atomic unsigned int last;
 	/* Starts past MS_THREAD_REC_ENTRIES deep: unelided, their ends not matched. */
 	_Atomic uint64_t untracked_open;
 	/* Counters of the hot path: owner-written, summed by ms_vm_stats. */
