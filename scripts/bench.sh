@@ -8,6 +8,23 @@ mkdir -p "$top/docs/bench"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$bench" --plot "$top/docs/bench" | tee "$out"
+# The verdict and target lines of one section as sentences: written by
+# the bench from this run's figures, so the prose cannot contradict them.
+sentences() {
+	sed -n "/^== $1/,/^\$/p" "$out" | awk '
+		/^  verdict: / {
+			sub(/^  verdict: /, "")
+			print "- " toupper(substr($0, 1, 1)) substr($0, 2) "."
+		}
+		/^  target / {
+			st = $NF
+			if ($(NF - 1) ~ /^[0-9.na\/-]+$/) { v = $(NF - 1); u = ""; n = NF - 2 }
+			else { v = $(NF - 2); u = " " $(NF - 1); n = NF - 3 }
+			w = $2
+			for (i = 3; i <= n; i++) w = w " " $i
+			print "- Target " w ": **" st "** (" v u " in this run)."
+		}'
+}
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 {
 	echo "# memslots benchmarks"
@@ -75,6 +92,18 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo
 	echo '```'
 	sed -n '/^== gate-wait/,/^  fair under starvation/p' "$out"
+	echo '```'
+	echo
+	echo "## Memory-map transactions"
+	echo
+	echo "k creates, or k moves, as one \`ms_set_memory_regions\` against k \`ms_set_memory_region\`"
+	echo "calls, with no vCPU and with one vCPU thread reading another slot. Publishes are counted"
+	echo "from \`ms_stats.generation\`; each is one memslot grace period. In this run:"
+	echo
+	sentences transaction
+	echo
+	echo '```'
+	sed -n '/^== transaction/,/^$/p' "$out"
 	echo '```'
 	echo
 	echo "## Lock validator"

@@ -4,7 +4,8 @@
  * its competitor in the same run.  Scenarios: translate (lookups against the
  * peers' lookups), update (memslot updates against the kernel's KVM when
  * /dev/kvm opens), invalidate (start+end pairs per gate, elision on and off),
- * update-under-load (the upstream commit's admitted unfairness), lockdep (validator off
+ * update-under-load (the upstream commit's admitted unfairness), gate-wait,
+ * transaction (one batch against separate updates), lockdep (validator off
  * and on).  Prints figures, never judges time; targets are reported as met
  * or missed with the figure.  --csv and --json print every figure with all
  * its parameters (docs/tools.md).  Exit: 0 done, 1 a figure or chart could
@@ -1335,6 +1336,228 @@ static void scenario_gate_wait(void)
 	munmap(pages, 2 * MS_PAGE_SIZE);
 }
 
+/* --- transaction ------------------------------------------------------------ */
+
+/*
+ * A vCPU reading a slot no batch touches, so that every publish's grace
+ * period has a reader to wait for, as a running guest would give it.
+ */
+struct txn_reader {
+	struct ms_vm *vm;
+	uint64_t gpa;
+	atomic_bool stop, started;
+	int cpu;
+	pthread_t thread;
+};
+
+static void *txn_reader_main(void *arg)
+{
+	struct txn_reader *rd = arg;
+	struct ms_vcpu *vcpu;
+	uint64_t sink = 0;
+
+	if (ms_vcpu_create(rd->vm, &vcpu))
+		abort();
+	while (!atomic_load_explicit(&rd->stop, memory_order_relaxed)) {
+		uint64_t v = 0;
+
+		sink += ms_vcpu_read(vcpu, 0, rd->gpa, &v, sizeof(v)) + v;
+		atomic_store_explicit(&rd->started, true, memory_order_relaxed);
+	}
+	ms_vcpu_destroy(vcpu);
+	return (void *)(uintptr_t)sink;
+}
+
+static uint64_t vm_generation(struct ms_vm *vm)
+{
+	struct ms_stats st;
+
+	ms_vm_stats(vm, &st);
+	return st.generation;
+}
+
+/* Slots 0..k-1, one page each at base + 2i pages, all over the arena page. */
+static void txn_batch(struct ms_region *r, unsigned int k, uint64_t base, uint64_t size)
+{
+	for (unsigned int i = 0; i < k; i++)
+		r[i] = (struct ms_region){ i, 0, base + (uint64_t)i * 2 * MS_PAGE_SIZE, size,
+					   (uintptr_t)arena };
+}
+
+/* r[0..k) as one transaction or as k calls: ns, and publishes in *pub. */
+static double txn_apply(struct ms_vm *vm, const struct ms_region *r, unsigned int k, bool one,
+			uint64_t *pub)
+{
+	uint64_t g0 = vm_generation(vm);
+	double t = now_ns();
+
+	if (one) {
+		if (ms_set_memory_regions(vm, r, k, NULL))
+			abort();
+	} else {
+		for (unsigned int i = 0; i < k; i++)
+			if (ms_set_memory_region(vm, &r[i]))
+				abort();
+	}
+	t = now_ns() - t;
+	/* Each publish moves the generation by one: the count of grace periods. */
+	*pub = vm_generation(vm) - g0;
+	return t;
+}
+
+struct txn_cell {
+	struct hist lat;
+	uint64_t publishes;
+	unsigned long batches;
+};
+
+#define TXN_READER_SLOT 600u /* above every k: the reader's slot stays put */
+#define TXN_GPA_A (1ull << 36)
+#define TXN_GPA_B (1ull << 37)
+
+/*
+ * Batches of k creates (deleted again untimed) or k moves (between two gpa
+ * ranges, back and forth) until secs have passed, at least 2 of them.
+ */
+static void txn_run(unsigned int k, bool move, bool vcpu, bool one, double secs,
+		    int reader_cpu, struct txn_cell *c)
+{
+	struct ms_vm *vm = vm_with(MS_GATE_FAIR, false);
+	struct ms_region *r = malloc(k * sizeof(*r));
+	struct ms_region rs = { TXN_READER_SLOT, 0, 1ull << 40, MS_PAGE_SIZE, (uintptr_t)arena };
+	struct txn_reader rd = { .vm = vm, .gpa = 1ull << 40 };
+	double t_end;
+	uint64_t pub;
+
+	if (!r || ms_set_memory_region(vm, &rs))
+		abort();
+	hist_init(&c->lat);
+	c->publishes = 0;
+	c->batches = 0;
+	if (move) {
+		txn_batch(r, k, TXN_GPA_A, MS_PAGE_SIZE);
+		txn_apply(vm, r, k, true, &pub);
+	}
+	if (vcpu) {
+		create_pinned(&rd.thread, reader_cpu, txn_reader_main, &rd);
+		while (!atomic_load(&rd.started))
+			sched_yield();
+	}
+	t_end = now_ns() + secs * 1e9;
+	while (c->batches < 2 || (now_ns() < t_end && c->batches < 100000)) {
+		uint64_t gpa = move && !(c->batches & 1) ? TXN_GPA_B : TXN_GPA_A;
+
+		txn_batch(r, k, gpa, MS_PAGE_SIZE);
+		hist_record(&c->lat, (uint64_t)txn_apply(vm, r, k, one, &pub));
+		c->publishes += pub;
+		c->batches++;
+		if (!move) {
+			txn_batch(r, k, gpa, 0);
+			txn_apply(vm, r, k, true, &pub);
+		}
+	}
+	if (vcpu) {
+		atomic_store(&rd.stop, true);
+		pthread_join(rd.thread, NULL);
+	}
+	ms_vm_destroy(vm);
+	free(r);
+}
+
+static void scenario_transaction(void)
+{
+	static const unsigned int ks[] = { 1, 8, 64, 509 };
+	static const char *const ops[] = { "create", "move" };
+	static struct txn_cell cell[2];
+	const double secs = opt.duration ? opt.duration : opt.quick ? 0.005 : 0.1;
+	const int cpu[2] = { allowed_cpu(0), allowed_cpu(1) };
+	double worst_pub = 0;
+	cpu_set_t was;
+
+	sched_getaffinity(0, sizeof(was), &was);
+	/* With one CPU the reader would take turns with the updater: no vCPU rows. */
+	if (cpu[1] >= 0)
+		pin_self(cpu[0]);
+	table("\n== transaction: k changes as one ms_set_memory_regions or as k ms_set_memory_region\n"
+	      "   calls; us per whole batch p50 (p99); publishes (memslot grace periods) per\n"
+	      "   batch; with no vCPU or one pinned vCPU thread reading another slot; load %.2f\n",
+	      load_avg());
+	table("  %-6s %-4s %4s %7s %21s %21s %6s %6s %8s\n", "op", "vCPU", "k", "batches",
+	      "transaction", "separate", "pub tx", "pub sep", "sep/tx");
+	for (int o = 0; o < 2; o++)
+		for (int v = 0; v < (cpu[1] >= 0 ? 2 : 1); v++) {
+			char verdict[256] = "", *w = verdict;
+			bool any[2] = { false, false };
+
+			for (size_t i = 0; i < sizeof(ks) / sizeof(ks[0]); i++) {
+				double p50[2], p99[2], pubs[2], ratio;
+				char b[4][16], cellt[2][80];
+
+				for (int one = 0; one < 2; one++) {
+					struct txn_cell *c = &cell[one];
+					struct figure f = { .scenario = "transaction",
+							    .kase = ops[o],
+							    .series = one ? "transaction" : "separate",
+							    .slots = ks[i] + 1,
+							    .threads = v ? 2 : 1,
+							    .gate = cli_gate_name(MS_GATE_FAIR),
+							    .elision = ELISION_NA };
+
+					txn_run(ks[i], o, v, one, secs, cpu[1], c);
+					p50[one] = pct_of(&c->lat, 50, 1e3);
+					p99[one] = pct_of(&c->lat, 99, 1e3);
+					pubs[one] = (double)c->publishes / c->batches;
+					f.unit = "us";
+					f.stat = "p50";
+					record(&f, p50[one]);
+					f.stat = "p99";
+					record(&f, p99[one]);
+					f.unit = "publishes";
+					f.stat = "publishes_per_batch";
+					record(&f, pubs[one]);
+					f.unit = "batches";
+					f.stat = "count";
+					record(&f, c->batches);
+					snprintf(cellt[one], sizeof(cellt[one]), "%s (%s)",
+						 fig(b[2 * one], sizeof(b[0]), "%.1f", p50[one]),
+						 fig(b[2 * one + 1], sizeof(b[0]), "%.1f", p99[one]));
+				}
+				ratio = p50[0] / p50[1];
+				{
+					struct figure f = { .scenario = "transaction",
+							    .kase = ops[o],
+							    .series = "separate_over_transaction",
+							    .stat = "ratio_p50",
+							    .unit = "x",
+							    .slots = ks[i] + 1,
+							    .threads = v ? 2 : 1,
+							    .gate = cli_gate_name(MS_GATE_FAIR),
+							    .elision = ELISION_NA };
+
+					record(&f, ratio);
+				}
+				worst(&worst_pub, pubs[1]);
+				table("  %-6s %-4s %4u %3lu/%-3lu %21s %21s %6.1f %7.1f %7.2fx\n",
+				      ops[o], v ? "1" : "none", ks[i], cell[1].batches,
+				      cell[0].batches, cellt[1], cellt[0], pubs[1], pubs[0], ratio);
+				/* Which one won at this k, for the sentence below the rows. */
+				any[ratio > 1] = true;
+				w += snprintf(w, verdict + sizeof(verdict) - w, "%s k=%u: %s %.2fx",
+					      i ? "," : "", ks[i],
+					      ratio > 1 ? "transaction" : "separate",
+					      ratio > 1 ? ratio : 1 / ratio);
+			}
+			table("  verdict: %s, %s: %s (%s)\n", ops[o],
+			      v ? "one vCPU reading" : "no vCPU",
+			      any[0] && any[1] ? "neither is faster at every k"
+			      : any[1]	       ? "the transaction is faster at every k"
+					       : "separate calls are faster at every k",
+			      verdict + 1);
+		}
+	target("transaction publishes per batch <= 2 (worst)", worst_pub, "", worst_pub <= 2);
+	sched_setaffinity(0, sizeof(was), &was);
+}
+
 /* --- lockdep ----------------------------------------------------------------- */
 
 static void lockdep_pass(const char *label, double *lock_ns, double *inval_ns)
@@ -1489,10 +1712,10 @@ static _Noreturn void usage(int code)
 	fprintf(code ? stderr : stdout,
 		"usage: memslots-bench [options]\n"
 		"  --scenario NAME     translate | update | invalidate | update-under-load |\n"
-		"                      gate-wait | lockdep (default: all)\n"
+		"                      gate-wait | transaction | lockdep (default: all)\n"
 		"  --quick             tiny counts: a smoke run of seconds\n"
-		"  --duration SECONDS  per measurement of invalidate, update-under-load and\n"
-		"                      gate-wait;\n"
+		"  --duration SECONDS  per measurement of invalidate, update-under-load,\n"
+		"                      gate-wait and transaction;\n"
 		"                      the other scenarios count iterations and refuse it\n"
 		"  --csv               each figure a CSV row with its parameters, header first\n"
 		"  --json              one JSON document of every figure (docs/tools.md)\n"
@@ -1549,6 +1772,8 @@ int main(int argc, char **argv)
 		{ "invalidate", scenario_invalidate, true },
 		{ "update-under-load", scenario_update_under_load, true },
 		{ "gate-wait", scenario_gate_wait, true },
+		{ "transaction", scenario_transaction, true },
+		/* Last: it turns the validator on for the whole process. */
 		{ "lockdep", scenario_lockdep, false },
 	};
 	bool found = false;
@@ -1593,13 +1818,13 @@ int main(int argc, char **argv)
 		if (opt.duration && !scenarios[i].timed)
 			cli_refuse(
 			    "--duration: scenario %s counts iterations and takes no duration "
-			    "(only invalidate, update-under-load and gate-wait do)",
+			    "(only invalidate, update-under-load, gate-wait and transaction do)",
 			    scenarios[i].name);
 	}
 	if (!found)
 		cli_bad_value("scenario", opt.only,
-			      "translate, update, invalidate, update-under-load, gate-wait or "
-			      "lockdep");
+			      "translate, update, invalidate, update-under-load, gate-wait, "
+			      "transaction or lockdep");
 	if (opt.csv && opt.json)
 		cli_refuse("--csv and --json: choose one");
 	if (opt.plot_dir)
