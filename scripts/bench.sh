@@ -106,6 +106,19 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	sed -n '/^== transaction/,/^$/p' "$out"
 	echo '```'
 	echo
+	echo "## pfn caches"
+	echo
+	echo "A device's use of a valid cache (read lock, check, unlock), the check alone, and a refresh"
+	echo "after an invalidation of the cache's page, with no load, with another thread invalidating"
+	echo "another slot's page back to back (unrelated), and with invalidations of the cache's own"
+	echo "page held 10 us every 100 us (related). In this run:"
+	echo
+	sentences pfn-cache
+	echo
+	echo '```'
+	sed -n '/^== pfn-cache/,/^$/p' "$out"
+	echo '```'
+	echo
 	echo "## Lock validator"
 	echo
 	echo "Off, each annotation is one load and an untaken branch; on, every acquisition walks the"
