@@ -119,6 +119,19 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	sed -n '/^== pfn-cache/,/^$/p' "$out"
 	echo '```'
 	echo
+	echo "## Dirty logging"
+	echo
+	echo "An 8-byte vCPU write with logging off and on, and the harvest of a logged slot per GiB"
+	echo "at 0, 1, 10 and 100 % dirty pages: \`ms_get_dirty_log\` alone, and with manual protect"
+	echo "\`ms_get_dirty_log\` then \`ms_clear_dirty_log\` over the whole slot; beside it the"
+	echo "kernel's KVM_GET_DIRTY_LOG of a clean slot of the same size. In this run:"
+	echo
+	sentences dirty-log
+	echo
+	echo '```'
+	sed -n '/^== dirty-log/,/^$/p' "$out"
+	echo '```'
+	echo
 	echo "## Lock validator"
 	echo
 	echo "Off, each annotation is one load and an untaken branch; on, every acquisition walks the"

@@ -6,7 +6,8 @@
  * /dev/kvm opens), invalidate (start+end pairs per gate, elision on and off),
  * update-under-load (the upstream commit's admitted unfairness), gate-wait,
  * transaction (one batch against separate updates), pfn-cache (use, check and
- * refresh under load), lockdep (validator off and on).  Prints figures, never judges time; targets are reported as met
+ * refresh under load), dirty-log (write and harvest costs), lockdep (validator
+ * off and on).  Prints figures, never judges time; targets are reported as met
  * or missed with the figure.  --csv and --json print every figure with all
  * its parameters (docs/tools.md).  Exit: 0 done, 1 a figure or chart could
  * not be produced, 2 bad usage.
@@ -1757,6 +1758,272 @@ static void scenario_pfn_cache(void)
 	munmap(pages, 2 * MS_PAGE_SIZE);
 }
 
+/* --- dirty log ------------------------------------------------------------------ */
+
+static struct ms_vm *vm_dirty(bool manual)
+{
+	struct ms_config cfg;
+	struct ms_vm *vm;
+
+	ms_config_init(&cfg);
+	cfg.manual_dirty_log_protect = manual;
+	if (ms_vm_create(&cfg, &vm))
+		abort();
+	return vm;
+}
+
+/* Host memory only backed where written: a GiB of slot costs what is dirtied. */
+static char *map_noreserve(uint64_t size)
+{
+	char *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		abort();
+	return p;
+}
+
+static void vcpu_write8(struct ms_vcpu *vcpu, uint64_t gpa)
+{
+	uint64_t v = gpa;
+
+	if (ms_vcpu_write(vcpu, 0, gpa, &v, sizeof(v)))
+		abort();
+}
+
+#define DL_WRITE_PAGES 4096u
+
+/*
+ * ns per 8-byte write: the same page again and again (hit), each of
+ * DL_WRITE_PAGES pages in turn (hit, other entries), and each page once
+ * right after a harvest write-protected it (a write fault that re-marks;
+ * logging on only).
+ */
+static void dl_write_cost(bool logged, double ns[3])
+{
+	const int rounds = opt.quick ? 2 : 20;
+	const long iters = opt.quick ? 200000 : 5000000;
+	uint64_t size = (uint64_t)DL_WRITE_PAGES * MS_PAGE_SIZE;
+	char *mem = map_noreserve(size);
+	struct ms_region r = { 0, logged ? MS_MEM_LOG_DIRTY_PAGES : 0, 0, size, (uintptr_t)mem };
+	uint64_t *bitmap = calloc(DL_WRITE_PAGES / 64, sizeof(*bitmap));
+	struct ms_vm *vm = vm_dirty(false);
+	struct ms_vcpu *vcpu;
+	double t, after = 0, distinct = 0;
+
+	if (!bitmap || ms_set_memory_region(vm, &r) || ms_vcpu_create(vm, &vcpu))
+		abort();
+	for (unsigned int p = 0; p < DL_WRITE_PAGES; p++)
+		vcpu_write8(vcpu, (uint64_t)p * MS_PAGE_SIZE);
+	t = now_ns();
+	for (long i = 0; i < iters; i++)
+		vcpu_write8(vcpu, 64);
+	ns[0] = (now_ns() - t) / iters;
+	for (int k = 0; k < rounds; k++) {
+		if (logged) {
+			if (ms_get_dirty_log(vm, 0, bitmap))
+				abort();
+			t = now_ns();
+			for (unsigned int p = 0; p < DL_WRITE_PAGES; p++)
+				vcpu_write8(vcpu, (uint64_t)p * MS_PAGE_SIZE);
+			after += now_ns() - t;
+		}
+		t = now_ns();
+		for (unsigned int p = 0; p < DL_WRITE_PAGES; p++)
+			vcpu_write8(vcpu, (uint64_t)p * MS_PAGE_SIZE);
+		distinct += now_ns() - t;
+	}
+	ns[1] = distinct / rounds / DL_WRITE_PAGES;
+	ns[2] = logged ? after / rounds / DL_WRITE_PAGES : NAN;
+	ms_vcpu_destroy(vcpu);
+	ms_vm_destroy(vm);
+	free(bitmap);
+	munmap(mem, size);
+}
+
+/* Write page i of the slot for every i whose (i % 100) < pct: spread over all words. */
+static void dl_dirty(struct ms_vcpu *vcpu, uint64_t npages, unsigned int pct)
+{
+	for (uint64_t i = 0; i < npages; i++)
+		if (i % 100 < pct)
+			vcpu_write8(vcpu, i * MS_PAGE_SIZE);
+}
+
+static uint64_t popcount_words(const uint64_t *w, uint64_t n)
+{
+	uint64_t c = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		c += __builtin_popcountll(w[i]);
+	return c;
+}
+
+/* us per harvest of a clean slot of size bytes by KVM_GET_DIRTY_LOG; NAN without /dev/kvm. */
+static double kvm_harvest_us(char *mem, uint64_t size, int rounds)
+{
+	struct ms_region r = { 0, KVM_MEM_LOG_DIRTY_PAGES, 0, size, (uintptr_t)mem };
+	uint64_t *bitmap = calloc(size / MS_PAGE_SIZE / 64 + 1, sizeof(*bitmap));
+	struct kvm_dirty_log log = { .slot = 0, .dirty_bitmap = bitmap };
+	struct kvm_vm k;
+	double t, us = NAN;
+
+	if (!bitmap || !kvm_open(&k)) {
+		free(bitmap);
+		return NAN;
+	}
+	if (!kvm_set(&k, &r)) {
+		bool ok = true;
+
+		t = now_ns();
+		for (int i = 0; i < rounds && ok; i++)
+			ok = !ioctl(k.vm, KVM_GET_DIRTY_LOG, &log);
+		if (ok)
+			us = (now_ns() - t) / rounds / 1e3;
+	}
+	kvm_close(&k);
+	free(bitmap);
+	return us;
+}
+
+static void scenario_dirty_log(void)
+{
+	static const unsigned int pcts[] = { 0, 1, 10, 100 };
+	static const char *const wcase[] = { "write_hit_same_page", "write_hit_other_pages",
+					     "write_after_harvest" };
+	const double secs = opt.duration ? opt.duration : opt.quick ? 0.02 : 0.3;
+	/* 1 GiB of address space; 64 MiB for the smoke, scaled to a GiB alike. */
+	const uint64_t size = opt.quick ? 64ull << 20 : 1ull << 30, npages = size / MS_PAGE_SIZE;
+	const double per_gib = (double)(1ull << 30) / size;
+	char *mem = map_noreserve(size);
+	uint64_t *bitmap = calloc(npages / 64, sizeof(*bitmap));
+	struct ms_vm *vm[2] = { vm_dirty(false), vm_dirty(true) };
+	struct ms_vcpu *vcpu[2];
+	double wns[2][3], kvm_us, clean_us = NAN;
+	char b[4][16];
+
+	if (!bitmap)
+		abort();
+	table("\n== dirty-log: 8-byte ms_vcpu_write with logging off and on, ns; harvest of a slot of\n"
+	      "   %llu MiB (host memory MAP_NORESERVE, touched only where dirtied), us per GiB%s;\n"
+	      "   load %.2f\n",
+	      (unsigned long long)(size >> 20), per_gib > 1 ? " (scaled)" : "", load_avg());
+	dl_write_cost(false, wns[0]);
+	dl_write_cost(true, wns[1]);
+	table("  %-34s %10s %10s\n", "write", "log off", "log on");
+	for (int c = 0; c < 3; c++) {
+		static const char *const text[] = { "hit, same page",
+						    "hit, 4096 pages in turn",
+						    "first write after a harvest" };
+		struct figure f = { .scenario = "dirty-log",
+				    .kase = wcase[c],
+				    .stat = "mean",
+				    .unit = "ns",
+				    .slots = 1,
+				    .threads = 1,
+				    .elision = ELISION_NA };
+
+		table("  %-34s %10s %10s\n", text[c], fig(b[0], sizeof(b[0]), "%.1f", wns[0][c]),
+		      fig(b[1], sizeof(b[1]), "%.1f", wns[1][c]));
+		f.series = "log_off";
+		if (c < 2)
+			record(&f, wns[0][c]);
+		f.series = "log_on";
+		record(&f, wns[1][c]);
+	}
+	for (int m = 0; m < 2; m++) {
+		struct ms_region r = { 0, MS_MEM_LOG_DIRTY_PAGES, 0, size, (uintptr_t)mem };
+
+		if (ms_set_memory_region(vm[m], &r) || ms_vcpu_create(vm[m], &vcpu[m]))
+			abort();
+	}
+	kvm_us = kvm_harvest_us(mem, size, opt.quick ? 5 : 50);
+	table("  %-6s %7s %16s %16s %16s %16s\n", "dirty", "rounds", "get (protects)",
+	      "manual: get", "manual: clear", "kernel get");
+	for (size_t p = 0; p < sizeof(pcts) / sizeof(pcts[0]); p++) {
+		double sum[3] = { 0, 0, 0 }, us[3], t_end = now_ns() + secs * 1e9;
+		uint64_t want = 0, found[2] = { 0, 0 };
+		int rounds = 0;
+
+		for (uint64_t i = 0; i < npages; i++)
+			want += i % 100 < pcts[p];
+		while (rounds < 2 || (now_ns() < t_end && rounds < 1000)) {
+			double t;
+
+			/* Without manual protect: one call reads, clears and protects. */
+			dl_dirty(vcpu[0], npages, pcts[p]);
+			t = now_ns();
+			if (ms_get_dirty_log(vm[0], 0, bitmap))
+				abort();
+			sum[0] += now_ns() - t;
+			found[0] = popcount_words(bitmap, npages / 64);
+			/* Manual protect: get only reads; clear over the whole slot protects. */
+			dl_dirty(vcpu[1], npages, pcts[p]);
+			t = now_ns();
+			if (ms_get_dirty_log(vm[1], 0, bitmap))
+				abort();
+			sum[1] += now_ns() - t;
+			found[1] = popcount_words(bitmap, npages / 64);
+			t = now_ns();
+			if (ms_clear_dirty_log(vm[1], 0, 0, (uint32_t)npages, bitmap))
+				abort();
+			sum[2] += now_ns() - t;
+			rounds++;
+		}
+		/* A harvest that missed or invented pages would make the timing moot. */
+		if (found[0] != want || found[1] != want) {
+			fprintf(stderr,
+				"memslots-bench: dirty-log at %u%%: %llu and %llu pages reported, "
+				"%llu written\n",
+				pcts[p], (unsigned long long)found[0],
+				(unsigned long long)found[1], (unsigned long long)want);
+			opt.failed = true;
+		}
+		for (int c = 0; c < 3; c++)
+			us[c] = sum[c] / rounds / 1e3 * per_gib;
+		if (pcts[p] == 0)
+			clean_us = us[0];
+		table("  %5u%% %7d %16.1f %16.1f %16.1f %16s\n", pcts[p], rounds, us[0], us[1],
+		      us[2], pcts[p] ? "" : fig(b[2], sizeof(b[2]), "%.1f", kvm_us * per_gib));
+		{
+			static const char *const kase[] = { "get", "manual_get", "manual_clear" };
+			struct figure f = { .scenario = "dirty-log",
+					    .series = "memslots",
+					    .stat = "mean",
+					    .unit = "us_per_gib",
+					    .slots = 1,
+					    .threads = 1,
+					    .elision = ELISION_NA };
+			char series[32];
+
+			snprintf(series, sizeof(series), "dirty_%upct", pcts[p]);
+			f.series = series;
+			for (int c = 0; c < 3; c++) {
+				f.kase = kase[c];
+				record(&f, us[c]);
+			}
+			if (pcts[p] == 0 && !isnan(kvm_us)) {
+				f.kase = "get";
+				f.series = "kernel_kvm_clean";
+				record(&f, kvm_us * per_gib);
+			}
+		}
+	}
+	table("  verdict: logging on makes a hit write %.1f ns %s; a clean GiB's harvest: ",
+	      fabs(wns[1][0] - wns[0][0]), wns[1][0] >= wns[0][0] ? "slower" : "faster");
+	if (isnan(kvm_us))
+		table("kernel KVM n/a (/dev/kvm could not be used)\n");
+	else
+		table("%s (%.1f us here, %.1f us the kernel)\n",
+		      clean_us < kvm_us * per_gib ? "memslots is faster" : "the kernel is faster",
+		      clean_us, kvm_us * per_gib);
+	for (int m = 0; m < 2; m++) {
+		ms_vcpu_destroy(vcpu[m]);
+		ms_vm_destroy(vm[m]);
+	}
+	free(bitmap);
+	munmap(mem, size);
+}
+
 /* --- lockdep ----------------------------------------------------------------- */
 
 static void lockdep_pass(const char *label, double *lock_ns, double *inval_ns)
@@ -1911,11 +2178,11 @@ static _Noreturn void usage(int code)
 	fprintf(code ? stderr : stdout,
 		"usage: memslots-bench [options]\n"
 		"  --scenario NAME     translate | update | invalidate | update-under-load |\n"
-		"                      gate-wait | transaction | pfn-cache | lockdep\n"
-		"                      (default: all)\n"
+		"                      gate-wait | transaction | pfn-cache | dirty-log |\n"
+		"                      lockdep (default: all)\n"
 		"  --quick             tiny counts: a smoke run of seconds\n"
 		"  --duration SECONDS  per measurement of invalidate, update-under-load,\n"
-		"                      gate-wait, transaction and pfn-cache;\n"
+		"                      gate-wait, transaction, pfn-cache and dirty-log;\n"
 		"                      the other scenarios count iterations and refuse it\n"
 		"  --csv               each figure a CSV row with its parameters, header first\n"
 		"  --json              one JSON document of every figure (docs/tools.md)\n"
@@ -1974,6 +2241,7 @@ int main(int argc, char **argv)
 		{ "gate-wait", scenario_gate_wait, true },
 		{ "transaction", scenario_transaction, true },
 		{ "pfn-cache", scenario_pfn_cache, true },
+		{ "dirty-log", scenario_dirty_log, true },
 		/* Last: it turns the validator on for the whole process. */
 		{ "lockdep", scenario_lockdep, false },
 	};
@@ -2019,14 +2287,14 @@ int main(int argc, char **argv)
 		if (opt.duration && !scenarios[i].timed)
 			cli_refuse(
 			    "--duration: scenario %s counts iterations and takes no duration "
-			    "(only invalidate, update-under-load, gate-wait, transaction and "
-			    "pfn-cache do)",
+			    "(only invalidate, update-under-load, gate-wait, transaction, pfn-cache "
+			    "and dirty-log do)",
 			    scenarios[i].name);
 	}
 	if (!found)
 		cli_bad_value("scenario", opt.only,
 			      "translate, update, invalidate, update-under-load, gate-wait, "
-			      "transaction, pfn-cache or lockdep");
+			      "transaction, pfn-cache, dirty-log or lockdep");
 	if (opt.csv && opt.json)
 		cli_refuse("--csv and --json: choose one");
 	if (opt.plot_dir)
