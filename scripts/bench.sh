@@ -8,6 +8,23 @@ mkdir -p "$top/docs/bench"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 "$bench" --plot "$top/docs/bench" | tee "$out"
+# The verdict and target lines of one section as sentences: written by
+# the bench from this run's figures, so the prose cannot contradict them.
+sentences() {
+	sed -n "/^== $1/,/^\$/p" "$out" | awk '
+		/^  verdict: / {
+			sub(/^  verdict: /, "")
+			print "- " toupper(substr($0, 1, 1)) substr($0, 2) "."
+		}
+		/^  target / {
+			st = $NF
+			if ($(NF - 1) ~ /^[0-9.na\/-]+$/) { v = $(NF - 1); u = ""; n = NF - 2 }
+			else { v = $(NF - 2); u = " " $(NF - 1); n = NF - 3 }
+			w = $2
+			for (i = 3; i <= n; i++) w = w " " $i
+			print "- Target " w ": **" st "** (" v u " in this run)."
+		}'
+}
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 {
 	echo "# memslots benchmarks"
@@ -75,6 +92,44 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo
 	echo '```'
 	sed -n '/^== gate-wait/,/^  fair under starvation/p' "$out"
+	echo '```'
+	echo
+	echo "## Memory-map transactions"
+	echo
+	echo "k creates, or k moves, as one \`ms_set_memory_regions\` against k \`ms_set_memory_region\`"
+	echo "calls, with no vCPU and with one vCPU thread reading another slot. Publishes are counted"
+	echo "from \`ms_stats.generation\`; each is one memslot grace period. In this run:"
+	echo
+	sentences transaction
+	echo
+	echo '```'
+	sed -n '/^== transaction/,/^$/p' "$out"
+	echo '```'
+	echo
+	echo "## pfn caches"
+	echo
+	echo "A device's use of a valid cache (read lock, check, unlock), the check alone, and a refresh"
+	echo "after an invalidation of the cache's page, with no load, with another thread invalidating"
+	echo "another slot's page back to back (unrelated), and with invalidations of the cache's own"
+	echo "page held 10 us every 100 us (related). In this run:"
+	echo
+	sentences pfn-cache
+	echo
+	echo '```'
+	sed -n '/^== pfn-cache/,/^$/p' "$out"
+	echo '```'
+	echo
+	echo "## Dirty logging"
+	echo
+	echo "An 8-byte vCPU write with logging off and on, and the harvest of a logged slot per GiB"
+	echo "at 0, 1, 10 and 100 % dirty pages: \`ms_get_dirty_log\` alone, and with manual protect"
+	echo "\`ms_get_dirty_log\` then \`ms_clear_dirty_log\` over the whole slot; beside it the"
+	echo "kernel's KVM_GET_DIRTY_LOG of a clean slot of the same size. In this run:"
+	echo
+	sentences dirty-log
+	echo
+	echo '```'
+	sed -n '/^== dirty-log/,/^$/p' "$out"
 	echo '```'
 	echo
 	echo "## Lock validator"
