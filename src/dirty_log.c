@@ -92,6 +92,11 @@ static void flush_protected(struct ms_vm *vm, bool protected)
 static bool harvest_word(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t i,
 			 uint64_t mask, uint64_t *was)
 {
+	/* Most words of a large slot are clean: a plain load, no locked op. */
+	if (!(atomic_load_explicit(&slot->dirty_bitmap[i], memory_order_relaxed) & mask)) {
+		*was = 0;
+		return false;
+	}
 	*was = atomic_fetch_and_explicit(&slot->dirty_bitmap[i], ~mask, memory_order_relaxed) &
 	       mask;
 	return *was && write_protect_masked(vm, slot, slot->base_gfn + i * WORD_BITS, *was);

@@ -216,18 +216,17 @@ static bool invalidated_here(struct ms_pfn_cache *gpc, uint64_t hva)
 
 /*
  * Under mmu_lock: must the refresh start over?  -EBUSY while an
- * invalidation of its pages is open, -EAGAIN if one ended since seq.
+ * invalidation of its pages is open.  One that began and ended since the
+ * resolve needs no retry, unlike a fault's (which caches a frame): the cache
+ * holds a host address, still right after the host changed the page, and a
+ * memslot change in between shows in the generation its check compares.
  */
-static int refresh_retry(struct ms_vm *vm, uint64_t seq, uint64_t hva, size_t len)
+static int refresh_retry(struct ms_vm *vm, uint64_t hva, size_t len)
 {
 	uint64_t lo = hva & ~(MS_PAGE_SIZE - 1);
 	uint64_t hi = (hva + len + MS_PAGE_SIZE - 1) & ~(MS_PAGE_SIZE - 1);
 
-	if (pages_invalidated(vm, lo, hi))
-		return -EBUSY;
-	if (atomic_load_explicit(&vm->mmu.mmu_invalidate_seq, memory_order_relaxed) != seq)
-		return -EAGAIN;
-	return 0;
+	return pages_invalidated(vm, lo, hi) ? -EBUSY : 0;
 }
 
 /* One attempt; *hva: the address it resolved, for the caller's checks. */
@@ -235,10 +234,9 @@ static int refresh_once(struct ms_pfn_cache *gpc, uint64_t *hva)
 {
 	struct ms_mmu *mmu = &gpc->vm->mmu;
 	const struct ms_memslot *slot;
-	uint64_t seq, gen;
+	uint64_t gen;
 	int r;
 
-	seq = atomic_load_explicit(&mmu->mmu_invalidate_seq, memory_order_acquire);
 	ms_rcu_read_lock();
 	r = resolve(gpc, &slot, hva, &gen);
 	if (r) {
@@ -247,7 +245,7 @@ static int refresh_once(struct ms_pfn_cache *gpc, uint64_t *hva)
 	}
 	pthread_rwlock_wrlock(&gpc->lock);
 	ms_spin_lock(&mmu->mmu_lock);
-	r = refresh_retry(gpc->vm, seq, *hva, gpc->len);
+	r = refresh_retry(gpc->vm, *hva, gpc->len);
 	if (!r) {
 		gpc->slot = slot;
 		gpc->hva = *hva;
@@ -270,6 +268,7 @@ int ms_pfn_cache_refresh(struct ms_pfn_cache *gpc)
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
+	/* -EAGAIN: its slot is being deleted or moved; -EBUSY: its pages are invalidated. */
 	while ((r = refresh_once(gpc, &hva)) == -EAGAIN || r == -EBUSY) {
 		/* Only this thread's own end could let it through. */
 		if (r == -EBUSY && invalidated_here(gpc, hva))

@@ -45,6 +45,7 @@ struct slot_index_node {
 struct node_reserve {
 	unsigned long nr;
 	struct slot_index_node *head;
+	unsigned long unreserved; /* nodes taken past the reservation */
 };
 
 struct slot_index {
@@ -78,6 +79,15 @@ static struct slot_index_node *node_take(struct node_reserve *res, bool leaf)
 {
 	struct slot_index_node *n = res->head;
 
+	if (!n) {
+		/* Unreachable if nodes_needed() is right; better late than a crash. */
+		n = node_alloc();
+		if (!n)
+			abort();
+		res->unreserved++;
+		n->child[0] = NULL;
+		res->nr++;
+	}
 	res->head = n->child[0];
 	res->nr--;
 	n->nr = 0;
@@ -123,6 +133,11 @@ void slot_index_destroy(struct slot_index *index)
 unsigned long slot_index_count(const struct slot_index *index)
 {
 	return index->count;
+}
+
+unsigned long slot_index_unreserved(const struct slot_index *index)
+{
+	return index->spare.unreserved;
 }
 
 /*
@@ -309,15 +324,44 @@ static unsigned long height_bound(const struct slot_index *index, unsigned long 
 	return h;
 }
 
+static unsigned long count_full(const struct slot_index_node *n, unsigned int height)
+{
+	unsigned long full = n->nr == SLOT_INDEX_FANOUT;
+
+	if (height > 1)
+		for (unsigned int i = 0; i < n->nr; i++)
+			full += count_full(n->child[i], height - 1);
+	return full;
+}
+
+/*
+ * Nodes that k insertions can need.  One insertion splits at most one node
+ * per level and may add a root: k * (height + 1).  For many insertions that
+ * is far too many: a node splits only when full, and a node that was not
+ * full needs at least two insertions below it before it splits (seven
+ * entries, one to fill it, one to split it), so at each level the splits are
+ * at most the full nodes there plus half the splits below: in all at most
+ * twice the full nodes, plus k, plus the new roots.
+ */
+static unsigned long nodes_needed(const struct slot_index *index, unsigned long k,
+				  unsigned long height)
+{
+	unsigned long naive = k * (height + 1), counted;
+
+	if (k <= 2)
+		return naive;
+	counted = 2 * count_full(index->root, index->height) + k + height + 1;
+	return counted < naive ? counted : naive;
+}
+
 int slot_index_reserve(struct slot_index *index, unsigned long inserts)
 {
 	struct node_reserve *res = &index->spare;
 	unsigned long h = height_bound(index, inserts), need;
 
-	/* An insertion splits at most one node per level and makes a new root. */
 	if (h > SLOT_INDEX_MAX_HEIGHT)
 		return -ENOMEM;
-	need = inserts * (h + 1);
+	need = nodes_needed(index, inserts, h);
 	while (res->nr < need) {
 		struct slot_index_node *n = node_alloc();
 

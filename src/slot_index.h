@@ -47,5 +47,7 @@ void slot_index_for_each_overlap(const struct slot_index *index, uint64_t start,
 				 slot_index_visit_fn fn, void *ctx);
 
 unsigned long slot_index_count(const struct slot_index *index);
+/* Nodes insertions had to allocate past a reservation: 0 unless the bound is wrong. */
+unsigned long slot_index_unreserved(const struct slot_index *index);
 
 #endif /* MEMSLOTS_SLOT_INDEX_H */

@@ -49,12 +49,45 @@ static bool ours(const struct txn_slot *ts, const struct ms_memslot *slot)
 	return slot && slot != ts->old;
 }
 
+/*
+ * The touched slot (as_id, id), or NULL.  A short list is searched; past
+ * TXN_SCAN_MAX an array over every slot number is made, once.
+ */
+#define TXN_SCAN_MAX 16
+
+static struct txn_slot *txn_find(const struct txn *t, unsigned int as_id, unsigned int id)
+{
+	uint32_t p;
+
+	if (!t->pos) {
+		for (size_t i = 0; i < t->n; i++)
+			if (t->slots[i].as_id == as_id && t->slots[i].id == id)
+				return &t->slots[i];
+		return NULL;
+	}
+	p = t->pos[as_id * t->vm->cfg.slots_per_space + id];
+	return p ? &t->slots[p - 1] : NULL;
+}
+
+static int txn_index(struct txn *t)
+{
+	t->pos = calloc((size_t)t->vm->cfg.address_spaces * t->vm->cfg.slots_per_space,
+			sizeof(*t->pos));
+	if (!t->pos)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n; i++)
+		t->pos[t->slots[i].as_id * t->vm->cfg.slots_per_space + t->slots[i].id] = i + 1;
+	return 0;
+}
+
 static struct txn_slot *txn_slot(struct txn *t, unsigned int as_id, unsigned int id)
 {
-	uint32_t *p = &t->pos[as_id * t->vm->cfg.slots_per_space + id];
+	struct txn_slot *ts = txn_find(t, as_id, id);
 
-	if (*p)
-		return &t->slots[*p - 1];
+	if (ts)
+		return ts;
+	if (!t->pos && t->n == TXN_SCAN_MAX && txn_index(t))
+		return NULL;
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 8;
 		struct txn_slot *grown = realloc(t->slots, cap * sizeof(*grown));
@@ -66,8 +99,9 @@ static struct txn_slot *txn_slot(struct txn *t, unsigned int as_id, unsigned int
 	}
 	t->slots[t->n] = (struct txn_slot){ as_id, id, t->vm->as[as_id].id_to_slot[id],
 					    t->vm->as[as_id].id_to_slot[id], NULL, false };
-	*p = ++t->n;
-	return &t->slots[t->n - 1];
+	if (t->pos)
+		t->pos[as_id * t->vm->cfg.slots_per_space + id] = t->n + 1;
+	return &t->slots[t->n++];
 }
 
 /* Free a slot of ours, and its bitmap unless its original slot has it too. */
@@ -91,8 +125,7 @@ static bool txn_overlap_visit(void *value, uint64_t start, uint64_t end, void *c
 {
 	struct txn_overlap *o = ctx;
 	const struct ms_memslot *slot = value;
-	uint32_t p = o->t->pos[slot->as_id * o->t->vm->cfg.slots_per_space + slot->id];
-	const struct txn_slot *ts = p ? &o->t->slots[p - 1] : NULL;
+	const struct txn_slot *ts = txn_find(o->t, slot->as_id, slot->id);
 
 	if (ts == o->self)
 		return true;
@@ -331,14 +364,6 @@ static int txn_run(struct txn *t, const struct ms_region *regions, size_t n, siz
 	return 0;
 }
 
-static int txn_init(struct txn *t, struct ms_vm *vm)
-{
-	*t = (struct txn){ .vm = vm };
-	t->pos = calloc((size_t)vm->cfg.address_spaces * vm->cfg.slots_per_space,
-			sizeof(*t->pos));
-	return t->pos ? 0 : -ENOMEM;
-}
-
 static int txn_check_caller(struct ms_vm *vm, const struct ms_region *regions, size_t n)
 {
 	if (!vm || (!regions && n))
@@ -359,9 +384,8 @@ int ms_set_memory_regions(struct ms_vm *vm, const struct ms_region *regions, siz
 	if (r)
 		return r;
 	ms_mutex_lock(&vm->slots_lock);
-	r = txn_init(&t, vm);
-	if (!r)
-		r = txn_run(&t, regions, n, failed);
+	t = (struct txn){ .vm = vm };
+	r = txn_run(&t, regions, n, failed);
 	txn_destroy(&t);
 	ms_mutex_unlock(&vm->slots_lock);
 	return r;
@@ -415,9 +439,8 @@ int ms_replace_memory_map(struct ms_vm *vm, const struct ms_region *regions, siz
 	if (!r) {
 		if (n)
 			memcpy(all + nr_del, regions, n * sizeof(*regions));
-		r = txn_init(&t, vm);
-		if (!r)
-			r = txn_run(&t, all, nr_del + n, &at);
+		t = (struct txn){ .vm = vm };
+		r = txn_run(&t, all, nr_del + n, &at);
 		txn_destroy(&t);
 		/* The deletes cannot fail: a failure is the caller's region's. */
 		if (r && failed && at >= nr_del)

@@ -211,6 +211,36 @@ static void test_find_model(void **state)
 	slot_index_destroy(ix);
 }
 
+/*
+ * A reservation for k insertions covers them, whatever the tree: random
+ * and ascending trees, any k, the insertions of reserved entries only.
+ */
+static void test_reservation_bound(void **state)
+{
+	uint64_t x = 12345;
+
+	for (int round = 0; round < 60; round++) {
+		struct slot_index *ix = slot_index_create();
+		unsigned int n = rnd(&x) % 3000, k = 1 + rnd(&x) % 600;
+		bool ascending = round & 1;
+
+		for (unsigned int i = 0; i < n; i++) {
+			uint64_t s = ascending ? 16 * i : rnd(&x) % (1u << 30);
+
+			assert_int_equal(slot_index_insert(ix, s, s + 1, (void *)(uintptr_t)(i + 1)), 0);
+		}
+		assert_int_equal(slot_index_reserve(ix, k), 0);
+		for (unsigned int i = 0; i < k; i++) {
+			uint64_t s = ascending ? 16 * (n + i) : rnd(&x) % (1u << 30);
+
+			slot_index_insert_reserved(ix, s, s + 1, (void *)(uintptr_t)(n + i + 1));
+		}
+		assert_int_equal(slot_index_unreserved(ix), 0);
+		assert_int_equal(slot_index_count(ix), n + k);
+		slot_index_destroy(ix);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_disjoint_random),
 		cmocka_unit_test(test_overlapping_model),
 		cmocka_unit_test(test_find_model),
+		cmocka_unit_test(test_reservation_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
