@@ -184,7 +184,8 @@ void *slot_index_find(const struct slot_index *index, uint64_t key)
 	 */
 	if (__builtin_expect(key == UINT64_MAX, 0))
 		return NULL;
-	while (!n->leaf) {
+	/* By height, not by the leaf flag: that flag is one cache line more per level. */
+	for (unsigned int level = index->height; level > 1; level--) {
 		rank = node_rank(n, key);
 		if (!rank)
 			return NULL;
