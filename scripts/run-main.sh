@@ -37,7 +37,7 @@ field() { # field GATE PATTERN AWK-PROGRAM
 }
 
 echo "=== the upstream argument (Linux 52ac8b358b0c) and beyond it, one run per line"
-printf '%-13s %-52s %5s %15s %8s %22s\n' run outcome exit "invalidations/s" elided "update p50 / p99 (us)"
+printf '%-14s %-51s %5s %15s %8s %22s\n' run outcome exit "invalidations/s" elided "update p50 / p99 (us)"
 for gate in $rows; do
 	rc=$(cat "$dir/$gate.rc")
 	# The first invariant violated, by its name: "VIOLATED after T s: NAME: ...".
@@ -62,5 +62,5 @@ for gate in $rows; do
 			  if ($i == "p50") p50 = v; if ($i == "p99") p99 = v }
 			  print p50 " / " p99}')
 	fi
-	printf '%-13s %-52s %5s %15s %8s %22s\n' "$gate" "$what" "$rc" "${rate:--}" "${elided:--}" "${lat:--}"
+	printf '%-14s %-51s %5s %15s %8s %22s\n' "$gate" "$what" "$rc" "${rate:--}" "${elided:--}" "${lat:--}"
 done
