@@ -289,10 +289,9 @@ int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool w
  * wait for an invalidation that the calling thread holds open (see below),
  * or for an update that waits for one.
  * Waits (yielding, then sleeping 20 us per retry) while a slot is being
- * deleted or moved, and while an invalidation covers one of the pages.  As
- * in KVM, "covers" means the union of the ranges open since the number of
- * open invalidations that took mmu_lock was last zero: a page between two
- * open invalidations waits for both.
+ * deleted or moved, and while an open invalidation touches one of the pages
+ * (unlike KVM, which waits while the union of the open ranges covers the
+ * page: a page between two open invalidations does not wait here).
  * Partial effects: a read that fails on a later page has filled buf up to
  * that page.  A write first checks that every page is writable, so a write
  * that fails that check writes nothing; a concurrent delete or invalidation
@@ -379,9 +378,8 @@ int ms_replace_memory_map(struct ms_vm *vm, const struct ms_region *regions, siz
  * (a non-blockable start returns -EAGAIN instead); any memslot publish makes
  * check fail until a refresh.  wrote: the range was written, so a logged
  * slot's pages are marked dirty (after the write, as a harvest needs).
- * Refresh waits only for invalidations of the cache's own pages, never for
- * unrelated ones (not even those that widen the in-progress union faults
- * wait on).  Errors:
+ * Refresh waits only for open invalidations of the cache's own pages, never
+ * for unrelated ones.  Errors:
  * -EINVAL (bad arguments, not activated), -EFAULT (the range is not within
  * one valid slot), -EDEADLK (it would wait for the caller's own
  * invalidation), -ENOMEM.  The read lock is a reader lock: hold it briefly,

@@ -153,21 +153,15 @@ enum fault_retry { FAULT_GO, FAULT_RETRY, FAULT_RETRY_IN_RANGE };
  * Under mmu_lock: must a fault that snapshotted seq and maps the page at hva
  * start over?  Yes while an invalidation overlapping the page, by as little
  * as a byte, is between start and end, or when one ended since the snapshot
- * (KVM's mmu_invalidate_retry_hva).  A count below zero (only without a gate)
- * is treated as in progress everywhere.
+ * (KVM's mmu_invalidate_retry_hva).  KVM compares with the union of the open
+ * ranges, which a stream of overlapping unrelated invalidations can keep
+ * over the page for ever; the thread records say which really touch it.
  */
-static enum fault_retry mmu_invalidate_retry_hva(struct ms_mmu *mmu, uint64_t seq, uint64_t hva)
+static enum fault_retry mmu_invalidate_retry_hva(struct ms_vm *vm, uint64_t seq, uint64_t hva)
 {
-	long in_progress =
-	    atomic_load_explicit(&mmu->mmu_invalidate_in_progress, memory_order_relaxed);
-
-	if (in_progress < 0)
-		return FAULT_RETRY;
-	/* The range is in bytes, the page is not: compare as intervals. */
-	if (in_progress && hva < mmu->mmu_invalidate_range_end &&
-	    hva + MS_PAGE_SIZE > mmu->mmu_invalidate_range_start)
+	if (ms_pages_invalidated(vm, hva, hva + MS_PAGE_SIZE))
 		return FAULT_RETRY_IN_RANGE;
-	if (atomic_load_explicit(&mmu->mmu_invalidate_seq, memory_order_relaxed) != seq)
+	if (atomic_load_explicit(&vm->mmu.mmu_invalidate_seq, memory_order_relaxed) != seq)
 		return FAULT_RETRY;
 	return FAULT_GO;
 }
@@ -214,17 +208,14 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	}
 
 	ms_spin_lock(&mmu->mmu_lock);
-	retry = mmu_invalidate_retry_hva(mmu, seq, hva);
+	retry = mmu_invalidate_retry_hva(vm, seq, hva);
 	if (retry != FAULT_GO) {
 		ms_spin_unlock(&mmu->mmu_lock);
 		put_frame(vm, frame, false); /* never reachable from an entry */
 		ms_stat_inc(vm, fault_retries);
-		/*
-		 * The in-progress range is the union of the open ones, kept until
-		 * the count drops to zero: if this thread holds one that raised
-		 * the count, only its own end can let the retry through.
-		 */
-		if (retry == FAULT_RETRY_IN_RANGE && ms_unelided_invalidation_open_here(vm))
+		/* Only this thread's own end could let the retry through. */
+		if (retry == FAULT_RETRY_IN_RANGE &&
+		    ms_pages_invalidated_here(vm, hva, hva + MS_PAGE_SIZE))
 			return -EDEADLK;
 		return -EAGAIN;
 	}

@@ -23,8 +23,8 @@
 #include "rcu.h"
 #include "vm.h"
 
-/* Does the calling thread hold an invalidation of vm open (one that took mmu_lock)? */
-static bool open_here(struct ms_vm *vm, bool unelided)
+/* Does the calling thread hold an invalidation of vm open? */
+static bool open_here(struct ms_vm *vm)
 {
 	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
 
@@ -33,21 +33,14 @@ static bool open_here(struct ms_vm *vm, bool unelided)
 	if (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed))
 		return true;
 	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++)
-		if (ms_open_inv_is_open(&rec->inv[i]) &&
-		    (!unelided || atomic_load_explicit(&rec->inv[i].decision,
-						       memory_order_relaxed) == MS_INV_UNELIDED))
+		if (ms_open_inv_is_open(&rec->inv[i]))
 			return true;
 	return false;
 }
 
-bool ms_unelided_invalidation_open_here(struct ms_vm *vm)
-{
-	return open_here(vm, true);
-}
-
 bool ms_update_waits_for_this_thread(struct ms_vm *vm)
 {
-	return vm->gate_ops->update_waits && open_here(vm, false);
+	return vm->gate_ops->update_waits && open_here(vm);
 }
 
 /* Misuse is counted and said once, on stderr: never a crash, never silent. */

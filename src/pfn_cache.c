@@ -174,45 +174,6 @@ static int resolve(struct ms_pfn_cache *gpc, const struct ms_memslot **slot, uin
  * sees only those that really touch them.  Starts deeper than the records
  * fall back on the union.
  */
-static bool rec_invalidates(struct ms_thread_rec *rec, uint64_t lo, uint64_t hi)
-{
-	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
-		struct ms_open_inv *inv = &rec->inv[i];
-
-		if (ms_open_inv_is_open(inv) &&
-		    atomic_load_explicit(&inv->decision, memory_order_relaxed) != MS_INV_ELIDED &&
-		    atomic_load_explicit(&inv->start, memory_order_relaxed) < hi &&
-		    atomic_load_explicit(&inv->end, memory_order_relaxed) > lo)
-			return true;
-	}
-	return false;
-}
-
-static bool pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi)
-{
-	struct ms_mmu *mmu = &vm->mmu;
-	bool in_union = atomic_load_explicit(&mmu->mmu_invalidate_in_progress,
-					     memory_order_relaxed) &&
-			lo < mmu->mmu_invalidate_range_end && hi > mmu->mmu_invalidate_range_start;
-
-	if (!in_union)
-		return false;
-	ms_for_each_thread_rec(vm, rec) {
-		if (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed) ||
-		    rec_invalidates(rec, lo, hi))
-			return true;
-	}
-	return false;
-}
-
-/* Is it the caller's own invalidation that holds the pages at hva? */
-static bool invalidated_here(struct ms_pfn_cache *gpc, uint64_t hva)
-{
-	struct ms_thread_rec *rec = ms_thread_rec_peek(gpc->vm);
-
-	return rec && (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed) ||
-		       rec_invalidates(rec, hva & ~(MS_PAGE_SIZE - 1), hva + gpc->len));
-}
 
 /*
  * Under mmu_lock: must the refresh start over?  -EBUSY while an
@@ -226,7 +187,7 @@ static int refresh_retry(struct ms_vm *vm, uint64_t hva, size_t len)
 	uint64_t lo = hva & ~(MS_PAGE_SIZE - 1);
 	uint64_t hi = (hva + len + MS_PAGE_SIZE - 1) & ~(MS_PAGE_SIZE - 1);
 
-	return pages_invalidated(vm, lo, hi) ? -EBUSY : 0;
+	return ms_pages_invalidated(vm, lo, hi) ? -EBUSY : 0;
 }
 
 /* One attempt; *hva: the address it resolved, for the caller's checks. */
@@ -271,7 +232,8 @@ int ms_pfn_cache_refresh(struct ms_pfn_cache *gpc)
 	/* -EAGAIN: its slot is being deleted or moved; -EBUSY: its pages are invalidated. */
 	while ((r = refresh_once(gpc, &hva)) == -EAGAIN || r == -EBUSY) {
 		/* Only this thread's own end could let it through. */
-		if (r == -EBUSY && invalidated_here(gpc, hva))
+		if (r == -EBUSY &&
+		    ms_pages_invalidated_here(gpc->vm, hva & ~(MS_PAGE_SIZE - 1), hva + gpc->len))
 			return -EDEADLK;
 		ms_stat_inc(gpc->vm, pfn_cache_retries);
 		if (attempt++ < 64)

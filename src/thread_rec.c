@@ -258,3 +258,51 @@ bool ms_open_inv_close(struct ms_open_inv *inv, bool owner)
 	return atomic_compare_exchange_strong_explicit(&inv->seq, &seq, seq + 1,
 						       memory_order_release, memory_order_relaxed);
 }
+
+static bool rec_invalidates(struct ms_thread_rec *rec, uint64_t lo, uint64_t hi)
+{
+	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
+		struct ms_open_inv *inv = &rec->inv[i];
+
+		if (ms_open_inv_is_open(inv) &&
+		    atomic_load_explicit(&inv->decision, memory_order_relaxed) != MS_INV_ELIDED &&
+		    atomic_load_explicit(&inv->start, memory_order_relaxed) < hi &&
+		    atomic_load_explicit(&inv->end, memory_order_relaxed) > lo)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Under mmu_lock: is an invalidation of the host pages [lo, hi) open, one
+ * that took mmu_lock?  The in-progress union is a quick filter; the thread
+ * records then say whether an open invalidation really touches them, so a
+ * stream of unrelated ones cannot hold the caller back.  Starts deeper than
+ * the records fall back on the union.
+ */
+bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi)
+{
+	struct ms_mmu *mmu = &vm->mmu;
+	bool in_union = atomic_load_explicit(&mmu->mmu_invalidate_in_progress,
+					     memory_order_relaxed) &&
+			lo < mmu->mmu_invalidate_range_end && hi > mmu->mmu_invalidate_range_start;
+
+	if (!in_union)
+		return false;
+	ms_for_each_thread_rec(vm, rec) {
+		if (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed) ||
+		    rec_invalidates(rec, lo, hi))
+			return true;
+	}
+	return false;
+}
+
+
+/* The same for the calling thread's own invalidations only. */
+bool ms_pages_invalidated_here(struct ms_vm *vm, uint64_t lo, uint64_t hi)
+{
+	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
+
+	return rec && (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed) ||
+		       rec_invalidates(rec, lo, hi));
+}

@@ -78,6 +78,10 @@ struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec
 /* Close it; false if another end closed it first.  owner: rec is the caller's own. */
 bool ms_open_inv_close(struct ms_open_inv *inv, bool owner);
 
+/* Under mmu_lock: is an open invalidation (the caller's own) over the pages [lo, hi)? */
+bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi);
+bool ms_pages_invalidated_here(struct ms_vm *vm, uint64_t lo, uint64_t hi);
+
 static inline bool ms_open_inv_is_open(const struct ms_open_inv *inv)
 {
 	return atomic_load_explicit(&inv->seq, memory_order_acquire) & 1;

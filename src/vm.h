@@ -131,8 +131,6 @@ struct ms_vcpu {
 bool ms_update_waits_for_this_thread(struct ms_vm *vm);
 /* A memslot update took [gfn, end) of as_id away: tell the embedder's caches. */
 void ms_notify_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
-/* Does the calling thread hold an invalidation of vm that raised the in-progress count? */
-bool ms_unelided_invalidation_open_here(struct ms_vm *vm);
 
 /* rcu.c: in a child of fork() liburcu's registry holds threads that do not exist. */
 extern bool ms_forked;
