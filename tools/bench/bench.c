@@ -10,7 +10,7 @@
  * off and on).  Prints figures, never judges time; targets are reported as met
  * or missed with the figure.  --csv and --json print every figure with all
  * its parameters (docs/tools.md).  Exit: 0 done, 1 a figure or chart could
- * not be produced, 2 bad usage.
+ * not be produced, 2 bad usage, 3 with --check a target was missed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,13 +42,15 @@
 #include "vm.h"
 
 static struct {
-	bool quick, csv, json;
+	bool quick, csv, json, check;
 	const char *only, *plot_dir;
 	/* --duration, seconds; 0: the scenario's own default. */
 	double duration;
 	int rows;
 	/* A figure or chart that could not be produced: exit 1, result "error". */
 	bool failed;
+	/* Targets reported MISSED: with --check, exit 3, result "missed". */
+	unsigned int missed;
 } opt;
 
 static char *arena; /* one host page all slots may share */
@@ -172,6 +174,7 @@ static void target(const char *what, double value, const char *unit, bool met)
 
 	table("  target %-46s %10s %-3s %s\n", what, fig(buf, sizeof(buf), "%.2f", value), unit,
 	      met ? "MET" : "MISSED");
+	opt.missed += !met;
 }
 
 static FILE *plot_data(const char *name)
@@ -2357,9 +2360,11 @@ static _Noreturn void usage(int code)
 		"  --csv               each figure a CSV row with its parameters, header first\n"
 		"  --json              one JSON document of every figure (docs/tools.md)\n"
 		"  --plot DIR          draw PNG charts there with gnuplot (DIR must exist)\n"
+		"  --check             exit 3 when a target printed in the run is MISSED\n"
 		"  --version           print the version\n"
 		"  -h, --help          this text\n"
-		"exit: 0 done, 1 a figure or chart could not be produced, 2 bad usage\n");
+		"exit: 0 done, 1 a figure or chart could not be produced, 2 bad usage,\n"
+		"      3 a target MISSED (with --check only)\n");
 	exit(code);
 }
 
@@ -2394,6 +2399,7 @@ int main(int argc, char **argv)
 		{ "scenario", required_argument, NULL, 's' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "plot", required_argument, NULL, 'p' },
+		{ "check", no_argument, NULL, 'k' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -2440,6 +2446,9 @@ int main(int argc, char **argv)
 		case 'p':
 			opt.plot_dir = optarg;
 			break;
+		case 'k':
+			opt.check = true;
+			break;
 		case 'V':
 			cli_version();
 		case 'h':
@@ -2483,6 +2492,7 @@ int main(int argc, char **argv)
 			printf(",\"duration_s\":%g", opt.duration);
 		else
 			printf(",\"duration_s\":null");
+		printf(",\"check\":%s", opt.check ? "true" : "false");
 		json_field("plot_dir", opt.plot_dir);
 		printf("},\n \"records\":[");
 		fflush(stdout);
@@ -2496,9 +2506,12 @@ int main(int argc, char **argv)
 	}
 	if (opt.plot_dir && !plot())
 		opt.failed = true;
-	code = opt.failed ? 1 : 0;
+	/* An error outranks a miss: its figures may be the reason. */
+	code = opt.failed ? 1 : opt.check && opt.missed ? 3 : 0;
+	if (opt.check)
+		table("\ncheck: %u target%s MISSED\n", opt.missed, opt.missed == 1 ? "" : "s");
 	if (opt.json)
 		printf("\n ],\n \"result\":\"%s\",\"exit_code\":%d}\n",
-		       opt.failed ? "error" : "clean", code);
+		       code == 1 ? "error" : code == 3 ? "missed" : "clean", code);
 	return code;
 }
