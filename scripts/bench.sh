@@ -10,8 +10,9 @@ trap 'rm -f "$out"' EXIT
 "$bench" --plot "$top/docs/bench" | tee "$out"
 # The verdict and target lines of one section as sentences: written by
 # the bench from this run's figures, so the prose cannot contradict them.
+# Usage: sentences HEADING [END], END a regex (default: the first blank line).
 sentences() {
-	sed -n "/^== $1/,/^\$/p" "$out" | awk '
+	sed -n "/^== $1/,/${2:-^\$}/p" "$out" | awk '
 		/^  verdict: / {
 			sub(/^  verdict: /, "")
 			print "- " toupper(substr($0, 1, 1)) substr($0, 2) "."
@@ -35,23 +36,31 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo
 	echo "## Translation"
 	echo
-	echo "A hit is the vCPU's last-used slot; a miss searches the set's B+tree. The peers are a"
-	echo "linear scan of a region table (libvhost-user) and a binary search (rust-vmm vm-memory)."
-	echo "The B+tree wins over the linear scan from 64 slots up but does not beat a binary search"
-	echo "of a compact array, whose 256 KiB fit in L2; the 1.8x target is missed (docs/design.md)."
+	echo "Guest frame number to host address. A hit is the vCPU's last-used slot; a miss is \`ms_gfn_to_hva\`"
+	echo "with that cache dropped first, so it searches the set's index; the index row is that"
+	echo "search alone. The peers: a linear scan of a region table (libvhost-user), a binary"
+	echo "search of it (rust-vmm vm-memory), and a branchless binary search over an array of"
+	echo "8-byte start keys. Throughput: independent lookups of random gfns over every slot;"
+	echo "latency: each gfn depends on the previous result. In this run:"
+	echo
+	sentences translate
 	echo
 	echo '```'
 	sed -n '/^== translate/,/^$/p' "$out"
 	echo '```'
 	echo
-	echo '![translation](docs/bench/translate.png)'
+	echo '![translation throughput](docs/bench/translate.png)'
+	echo
+	echo '![translation latency](docs/bench/translate-latency.png)'
 	echo
 	echo "## Memslot updates"
 	echo
-	echo "One slot created, moved, its flags changed, deleted beside N others. Without a vCPU the"
-	echo "update is flat in N and far below the kernel's ioctl (compared like for like: the"
-	echo "kernel's VM runs no vCPU). With a vCPU thread reading, each grace period waits for it;"
-	echo "that cost dominates and varies from run to run on two shared cores."
+	echo "One slot created, moved, its flags changed, deleted beside N others, after untimed"
+	echo "warm-up rounds; the kernel's KVM_SET_USER_MEMORY_REGION gets the same rounds, in a VM"
+	echo "that runs no vCPU, and is compared with ours without one (n/a where /dev/kvm cannot be"
+	echo "used). With a vCPU thread reading, each update's grace period waits for it. In this run:"
+	echo
+	sentences update:
 	echo
 	echo '```'
 	sed -n '/^== update:/,/^$/p' "$out"
@@ -65,16 +74,24 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo "spinlock, shared by all threads; the fair gate's per-thread record, shared by none."
 	echo "One that touches a slot takes mmu_lock. Only batches in which every thread ran"
 	echo "unpreempted count (docs/tools.md), so 2 threads means 2 threads at the same time."
+	echo "In this run:"
+	echo
+	sentences invalidate
 	echo
 	echo '```'
 	sed -n '/^== invalidate/,/^$/p' "$out"
 	echo '```'
 	echo
+	echo '![invalidations](docs/bench/invalidate.png)'
+	echo
 	echo "## Updates under invalidation load"
 	echo
-	echo "The upstream commit admits that invalidations can starve the update: under the count gate it waits"
-	echo "for a moment when no invalidation is open; the fair rwsem lets it in sooner (and"
-	echo "deadlocks instead); without a gate it never waits."
+	echo "The upstream commit admits that invalidations can starve the update: under the count"
+	echo "gate it waits for a moment when no invalidation is open; under the rwsem gate, starts"
+	echo "queue behind a waiting update (which can deadlock); without a gate it never waits; the"
+	echo "fair gate waits only for the invalidations open when it announced itself. In this run:"
+	echo
+	sentences update-under-load
 	echo
 	echo '```'
 	sed -n '/^== update-under-load/,/^$/p' "$out"
@@ -88,7 +105,9 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	echo "invalidating, swept over how long each invalidation is held and how many cover the"
 	echo "slot's page. The count gate waits for every open invalidation and, under a load that"
 	echo "keeps one open at every instant, until the load is stopped; the fair gate waits only"
-	echo "for those of the new slot's pages that were open when it announced itself."
+	echo "for those of the new slot's pages that were open when it announced itself. In this run:"
+	echo
+	sentences gate-wait '^  fair under starvation'
 	echo
 	echo '```'
 	sed -n '/^== gate-wait/,/^  fair under starvation/p' "$out"
