@@ -155,6 +155,14 @@ static void record(const struct figure *f, double value)
 	opt.rows++;
 }
 
+/* One figure of f's parameters with its own unit and statistic. */
+static void record_as(struct figure *f, const char *unit, const char *stat, double value)
+{
+	f->unit = unit;
+	f->stat = stat;
+	record(f, value);
+}
+
 static void table(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void table(const char *fmt, ...)
 {
@@ -1398,9 +1406,7 @@ static void gw_record(const char *kase, const char *series, enum ms_gate g,
 		f.stat = keys[i];
 		record(&f, pct_of(&res->wait[k], pcts[i], 1e3));
 	}
-	f.unit = "updates";
-	f.stat = "count";
-	record(&f, hist_count(&res->wait[k]));
+	record_as(&f, "updates", "count", hist_count(&res->wait[k]));
 	if (k == 2)
 		return;
 	f.stat = "preempted";
@@ -1721,17 +1727,11 @@ static void scenario_transaction(void)
 					p50[one] = pct_of(&c->lat, 50, 1e3);
 					p99[one] = pct_of(&c->lat, 99, 1e3);
 					pubs[one] = (double)c->publishes / c->batches;
-					f.unit = "us";
-					f.stat = "p50";
-					record(&f, p50[one]);
+					record_as(&f, "us", "p50", p50[one]);
 					f.stat = "p99";
 					record(&f, p99[one]);
-					f.unit = "publishes";
-					f.stat = "publishes_per_batch";
-					record(&f, pubs[one]);
-					f.unit = "batches";
-					f.stat = "count";
-					record(&f, c->batches);
+					record_as(&f, "publishes", "publishes_per_batch", pubs[one]);
+					record_as(&f, "batches", "count", c->batches);
 					snprintf(cellt[one], sizeof(cellt[one]), "%s (%s)",
 						 fig(b[2 * one], sizeof(b[0]), "%.1f", p50[one]),
 						 fig(b[2 * one + 1], sizeof(b[0]), "%.1f", p99[one]));
@@ -1930,17 +1930,11 @@ static void scenario_pfn_cache(void)
 		      (unsigned long long)hist_count(&lat[ld]),
 		      fig(b[0], sizeof(b[0]), "%.2f", p50[ld]),
 		      fig(b[1], sizeof(b[1]), "%.2f", p99[ld]), retries[ld], l.pairs);
-		f.unit = "us";
-		f.stat = "p50";
-		record(&f, p50[ld]);
+		record_as(&f, "us", "p50", p50[ld]);
 		f.stat = "p99";
 		record(&f, p99[ld]);
-		f.unit = "retries";
-		f.stat = "retries_per_refresh";
-		record(&f, retries[ld]);
-		f.unit = "refreshes";
-		f.stat = "count";
-		record(&f, hist_count(&lat[ld]));
+		record_as(&f, "retries", "retries_per_refresh", retries[ld]);
+		record_as(&f, "refreshes", "count", hist_count(&lat[ld]));
 	}
 	if (nloads > 1) {
 		struct figure f = { .scenario = "pfn-cache",
