@@ -3,7 +3,9 @@
 #ifndef MEMSLOTS_TESTUTIL_H
 #define MEMSLOTS_TESTUTIL_H
 
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -40,6 +42,31 @@ static inline struct ms_stats test_stats(struct ms_vm *vm)
 
 	ms_vm_stats(vm, &st);
 	return st;
+}
+
+/* A thread that reads one byte of gpa on a vCPU of its own (result: the read's). */
+struct test_reader {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t gpa;
+	int result;
+	atomic_bool done;
+};
+
+static inline void *test_reader_main(void *arg)
+{
+	struct test_reader *t = arg;
+	struct ms_vcpu *vcpu;
+	char c;
+	int r = ms_vcpu_create(t->vm, &vcpu);
+
+	if (!r) {
+		r = ms_vcpu_read(vcpu, 0, t->gpa, &c, 1);
+		ms_vcpu_destroy(vcpu);
+	}
+	t->result = r;
+	atomic_store(&t->done, true);
+	return NULL;
 }
 
 /* Poll a condition another thread makes true; give up after about 10 s. */

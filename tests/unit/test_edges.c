@@ -58,34 +58,13 @@ static void set_region(struct ms_vm *vm, unsigned int id, uint64_t gpa, uint64_t
 	assert_int_equal(ms_set_memory_region(vm, &r), 0);
 }
 
-struct access_thread {
-	pthread_t thread;
-	struct ms_vm *vm;
-	uint64_t gpa;
-	int result;
-	atomic_bool done;
-};
-
-static void *read_main(void *arg)
-{
-	struct access_thread *t = arg;
-	struct ms_vcpu *vcpu;
-	char c;
-
-	assert_int_equal(ms_vcpu_create(t->vm, &vcpu), 0);
-	t->result = ms_vcpu_read(vcpu, 0, t->gpa, &c, 1);
-	ms_vcpu_destroy(vcpu);
-	atomic_store(&t->done, true);
-	return NULL;
-}
-
 /* A fault into a page that an open invalidation touches by one byte retries. */
 static void fault_waits_for(uint64_t start, uint64_t end, uint64_t gpa)
 {
 	struct test_frames frames = { 0 };
 	struct ms_vm *vm;
 	char *h = test_host_alloc(4);
-	struct access_thread t = { .gpa = gpa };
+	struct test_reader t = { .gpa = gpa };
 	uint64_t s = (uintptr_t)h, retries;
 
 	pthread_mutex_init(&frames.lock, NULL);
@@ -94,7 +73,7 @@ static void fault_waits_for(uint64_t start, uint64_t end, uint64_t gpa)
 	set_region(vm, 0, GPA, 4 * MS_PAGE_SIZE, h);
 	assert_int_equal(ms_invalidate_range_start(vm, s + start, s + end, true), 0);
 	retries = test_stats(vm).fault_retries;
-	pthread_create(&t.thread, NULL, read_main, &t);
+	pthread_create(&t.thread, NULL, test_reader_main, &t);
 	wait_briefly(test_stats(vm).fault_retries >= retries + 2 || atomic_load(&t.done));
 	assert_false(atomic_load(&t.done));
 	assert_false(test_spte_present(vm, 0, gpa >> MS_PAGE_SHIFT));
@@ -198,7 +177,7 @@ static void second_start_waits(bool first_is_delete)
 	char *h = test_host_alloc(2);
 	uint64_t s = (uintptr_t)h;
 	struct ms_vm *vm = vm_new(MS_GATE_COUNT, &trap_frame_ops, NULL);
-	struct access_thread vcpu_thread = { .vm = vm, .gpa = GPA };
+	struct test_reader vcpu_thread = { .vm = vm, .gpa = GPA };
 	struct zapper z1 = { .vm = vm, .start = s + 8, .end = s + 16 };
 	struct zapper z2 = { .vm = vm, .start = s, .end = s + MS_PAGE_SIZE };
 	struct sigaction sa = { .sa_sigaction = trap_handler, .sa_flags = SA_SIGINFO };
@@ -219,7 +198,7 @@ static void second_start_waits(bool first_is_delete)
 	trap.armed = (char *)(spte & ~MS_SPTE_WRITABLE);
 	assert_int_equal(mprotect(trap.armed, MS_PAGE_SIZE, PROT_NONE), 0);
 
-	pthread_create(&vcpu_thread.thread, NULL, read_main, &vcpu_thread);
+	pthread_create(&vcpu_thread.thread, NULL, test_reader_main, &vcpu_thread);
 	assert_true(test_wait_until(atomic_load(&trap.trapped)));
 	pthread_create(&z1.thread, NULL, zapper_main, &z1);
 	assert_true(test_wait_until(!test_spte_present(vm, 0, GPA >> MS_PAGE_SHIFT)));
@@ -279,7 +258,7 @@ static void test_start_waits_for_zap_begun_during_its_puts(void **state)
 	char *h = test_host_alloc(N);
 	uint64_t s = (uintptr_t)h, last = GPA + (N - 1) * MS_PAGE_SIZE;
 	struct ms_vm *vm = vm_new(MS_GATE_COUNT, &trap_frame_ops, NULL);
-	struct access_thread vcpu_thread = { .vm = vm, .gpa = last };
+	struct test_reader vcpu_thread = { .vm = vm, .gpa = last };
 	struct zapper a = { .vm = vm, .start = s, .end = s + N * MS_PAGE_SIZE };
 	struct zapper b = { .vm = vm, .start = s + (N - 1) * MS_PAGE_SIZE, .end = a.end };
 	struct sigaction sa = { .sa_sigaction = trap_handler, .sa_flags = SA_SIGINFO };
@@ -298,7 +277,7 @@ static void test_start_waits_for_zap_begun_during_its_puts(void **state)
 
 	trap.armed = (char *)frame_of(vm, last);
 	assert_int_equal(mprotect(trap.armed, MS_PAGE_SIZE, PROT_NONE), 0);
-	pthread_create(&vcpu_thread.thread, NULL, read_main, &vcpu_thread);
+	pthread_create(&vcpu_thread.thread, NULL, test_reader_main, &vcpu_thread);
 	assert_true(test_wait_until(atomic_load(&trap.trapped)));
 	pthread_create(&b.thread, NULL, zapper_main, &b);
 	assert_true(test_wait_until(!test_spte_present(vm, 0, last >> MS_PAGE_SHIFT)));
@@ -603,7 +582,7 @@ static void test_rwsem_nonblockable_refuses(void **state)
 
 static void *spin_reader_main(void *arg)
 {
-	struct access_thread *t = arg;
+	struct test_reader *t = arg;
 	struct ms_vcpu *vcpu;
 	char c;
 
@@ -619,7 +598,7 @@ static void test_fork_child_fails_cleanly(void **state)
 {
 	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
 	char *h = test_host_alloc(2);
-	struct access_thread reader = { .vm = vm, .gpa = GPA };
+	struct test_reader reader = { .vm = vm, .gpa = GPA };
 	int status = -1;
 	pid_t pid;
 

@@ -139,40 +139,19 @@ static void test_readers_see_old_or_new(void **state)
 
 /* (b) */
 
-struct access_thread {
-	pthread_t thread;
-	struct ms_vm *vm;
-	uint64_t gpa;
-	int result;
-	atomic_bool done;
-};
-
-static void *access_main(void *arg)
-{
-	struct access_thread *t = arg;
-	struct ms_vcpu *vcpu;
-	char c;
-
-	assert_int_equal(ms_vcpu_create(t->vm, &vcpu), 0);
-	t->result = ms_vcpu_read(vcpu, 0, t->gpa, &c, 1);
-	atomic_store(&t->done, true);
-	ms_vcpu_destroy(vcpu);
-	return NULL;
-}
-
 static void test_fault_waits_for_end(void **state)
 {
 	struct test_frames frames = { 0 };
 	struct ms_vm *vm = vm_new(MS_GATE_COUNT, &frames);
 	char *h = test_host_alloc(2);
 	uint64_t s = (uintptr_t)h, e = s + MS_PAGE_SIZE;
-	struct access_thread t = { .vm = vm, .gpa = GPA_A };
+	struct test_reader t = { .vm = vm, .gpa = GPA_A };
 	uint64_t retries;
 
 	set_region(vm, 0, GPA_A, 2 * MS_PAGE_SIZE, h);
 	assert_int_equal(ms_invalidate_range_start(vm, s, e, true), 0);
 	retries = test_stats(vm).fault_retries;
-	pthread_create(&t.thread, NULL, access_main, &t);
+	pthread_create(&t.thread, NULL, test_reader_main, &t);
 	/* The vCPU has faulted and been turned back at least twice. */
 	assert_true(test_wait_until(test_stats(vm).fault_retries >= retries + 2));
 	assert_false(atomic_load(&t.done));
@@ -208,7 +187,7 @@ static void *update_main(void *arg)
 
 static void *start_main(void *arg)
 {
-	struct access_thread *t = arg;
+	struct test_reader *t = arg;
 
 	t->result = ms_invalidate_range_start(t->vm, t->gpa, t->gpa + MS_PAGE_SIZE, true);
 	atomic_store(&t->done, true);
@@ -252,7 +231,7 @@ static void test_rwsem_gate_blocks_start(void **state)
 	char *h = test_host_alloc(4);
 	uint64_t s = (uintptr_t)h;
 	struct update_thread u = { .vm = vm };
-	struct access_thread t = { .vm = vm, .gpa = 0x1000 };
+	struct test_reader t = { .vm = vm, .gpa = 0x1000 };
 
 	set_region(vm, 0, GPA_A, MS_PAGE_SIZE, h);
 	u.region = test_region(0, 1, GPA_B, MS_PAGE_SIZE, h + 2 * MS_PAGE_SIZE, 0);
@@ -422,7 +401,7 @@ static void test_start_does_not_wait_for_get_frame(void **state)
 {
 	static const struct ms_frame_ops ops = { blocking_get_frame, blocking_put_frame };
 	struct blocking_frames bf = { .in_get_frame = false };
-	struct access_thread t = { .gpa = GPA_A + MS_PAGE_SIZE };
+	struct test_reader t = { .gpa = GPA_A + MS_PAGE_SIZE };
 	char *h = test_host_alloc(2);
 	uint64_t s = (uintptr_t)h;
 	struct ms_vcpu *vcpu;
@@ -440,7 +419,7 @@ static void test_start_does_not_wait_for_get_frame(void **state)
 
 	pthread_mutex_lock(&bf.host_mm_lock);
 	atomic_store(&bf.in_get_frame, false);
-	pthread_create(&t.thread, NULL, access_main, &t);
+	pthread_create(&t.thread, NULL, test_reader_main, &t);
 	assert_true(test_wait_until(atomic_load(&bf.in_get_frame)));
 	/* Zapping page 0 waits for vCPUs using entries, not for that fault. */
 	assert_int_equal(ms_invalidate_range_start(t.vm, s, s + MS_PAGE_SIZE, true), 0);
