@@ -26,7 +26,6 @@
 /* KVM_MEM_MAX_NR_PAGES */
 #define MS_MEM_MAX_NR_PAGES ((1ull << 31) - 1)
 
-
 uint64_t ms_memslot_gfn_to_hva(const struct ms_memslot *slot, uint64_t gfn)
 {
 	return slot->userspace_addr + ((gfn - slot->base_gfn) << MS_PAGE_SHIFT);
@@ -227,6 +226,21 @@ int ms_new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
 	return new->dirty_bitmap ? 0 : -ENOMEM;
 }
 
+void ms_memslot_replaced(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot *new)
+{
+	/*
+	 * A new bitmap (logging turned on, also off and on again): faults that
+	 * saw the slot without it are over, so its entries lose write access.
+	 */
+	if (new && new->dirty_bitmap && (!old || new->dirty_bitmap != old->dirty_bitmap) &&
+	    !vm->cfg.dirty_log_initially_set)
+		ms_dirty_log_protect_slot(vm, new);
+	/* Unreachable from both sets, and a grace period has passed. */
+	if (old && (!new || new->dirty_bitmap != old->dirty_bitmap))
+		free(old->dirty_bitmap);
+	free(old);
+}
+
 static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot *new,
 		       enum ms_mr_change change)
 {
@@ -254,18 +268,10 @@ static int set_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memsl
 		swap_memslot(vm, as_id, old, new);
 	}
 	vm->as[as_id].id_to_slot[id] = new;
-	/* Faults that saw the slot unlogged are over: their entries lose write access. */
-	if (new && new->dirty_bitmap && (!old || !old->dirty_bitmap) &&
-	    !vm->cfg.dirty_log_initially_set)
-		ms_dirty_log_protect_slot(vm, new);
-	/* Unreachable from both sets, and a grace period has passed. */
-	if (old && (!new || new->dirty_bitmap != old->dirty_bitmap))
-		free(old->dirty_bitmap);
-	free(old);
+	ms_memslot_replaced(vm, old, new);
 	ms_stat_inc(vm, memslot_updates);
 	return 0;
 }
-
 
 struct overlap_probe {
 	const struct ms_memslot *self; /* the slot being moved, or NULL */

@@ -297,7 +297,6 @@ bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi)
 	return false;
 }
 
-
 /* The same for the calling thread's own invalidations only. */
 bool ms_pages_invalidated_here(struct ms_vm *vm, uint64_t lo, uint64_t hi)
 {

@@ -302,14 +302,7 @@ static void txn_finish(struct txn *t)
 			continue;
 		changed++;
 		t->vm->as[ts->as_id].id_to_slot[ts->id] = ts->cur;
-		/* A new bitmap, also after logging went off and on again: protect. */
-		if (ts->cur && ts->cur->dirty_bitmap &&
-		    (!ts->old || ts->cur->dirty_bitmap != ts->old->dirty_bitmap) &&
-		    !t->vm->cfg.dirty_log_initially_set)
-			ms_dirty_log_protect_slot(t->vm, ts->cur);
-		if (ts->old && (!ts->cur || ts->cur->dirty_bitmap != ts->old->dirty_bitmap))
-			free(ts->old->dirty_bitmap);
-		free(ts->old);
+		ms_memslot_replaced(t->vm, ts->old, ts->cur);
 		free(ts->invalid);
 		ts->invalid = NULL;
 		ts->old = ts->cur; /* ours no more: txn_destroy must not free it */

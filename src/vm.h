@@ -157,6 +157,8 @@ int ms_classify_change(const struct ms_memslot *old, const struct ms_region *r,
 		       enum ms_mr_change *change);
 int ms_new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
 			struct ms_memslot *new);
+/* After old's final publish: protect new's new bitmap, free old and its own. */
+void ms_memslot_replaced(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot *new);
 /* Where a create or move may go: -EEXIST, -EINVAL past the width, -EDEADLK. */
 int ms_check_placement(struct ms_vm *vm, const struct ms_region *r, enum ms_mr_change change,
 		       bool overlaps);
