@@ -119,22 +119,36 @@ static uintptr_t spte_install(struct ms_vm *vm, struct ms_mmu_memory_cache *cach
 	return 0;
 }
 
-/* Under mmu_lock: the present entry of gfn, as a pointer into its table. */
-static _Atomic uintptr_t *spte_ptr(struct ms_spt *root, uint64_t gfn)
+/* The last-level table holding gfn, or NULL and *span: gfns it would cover. */
+static struct ms_spt *spt_leaf(struct ms_spt *root, uint64_t gfn, uint64_t *span)
 {
 	struct ms_spt *spt = root;
 
-	for (int level = MS_SPT_LEVELS - 1; level > 0 && spt; level--)
-		spt = (struct ms_spt *)atomic_load_explicit(
-		    &spt->ent[(gfn >> (level * MS_SPT_BITS)) & (MS_SPT_ENTRIES - 1)],
-		    memory_order_relaxed);
-	return spt ? &spt->ent[gfn & (MS_SPT_ENTRIES - 1)] : NULL;
+	for (int level = MS_SPT_LEVELS - 1; level > 0; level--) {
+		unsigned int idx = (gfn >> (level * MS_SPT_BITS)) & (MS_SPT_ENTRIES - 1);
+
+		spt = (struct ms_spt *)atomic_load_explicit(&spt->ent[idx], memory_order_relaxed);
+		if (!spt) {
+			*span = 1ull << (level * MS_SPT_BITS);
+			return NULL;
+		}
+	}
+	return spt;
+}
+
+/* Under mmu_lock: gfn's place in its last-level table, NULL if there is none. */
+static _Atomic uintptr_t *spte_ptr(struct ms_spt *root, uint64_t gfn)
+{
+	uint64_t span;
+	struct ms_spt *leaf = spt_leaf(root, gfn, &span);
+
+	return leaf ? &leaf->ent[gfn & (MS_SPT_ENTRIES - 1)] : NULL;
 }
 
 /* Under mmu_lock; a vCPU sees either value, both with the same frame. */
-static void spte_make_writable(struct ms_spt *const *root, uint64_t gfn)
+static void spte_make_writable(struct ms_spt *root, uint64_t gfn)
 {
-	_Atomic uintptr_t *ent = spte_ptr(*root, gfn);
+	_Atomic uintptr_t *ent = spte_ptr(root, gfn);
 
 	atomic_fetch_or_explicit(ent, MS_SPTE_WRITABLE, memory_order_release);
 }
@@ -224,7 +238,7 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	installed = !old;
 	/* A write to a write-protected entry of a logged slot: upgrade it. */
 	if (old && writable && !(old & MS_SPTE_WRITABLE))
-		spte_make_writable(&mmu->roots[as_id], gfn);
+		spte_make_writable(mmu->roots[as_id], gfn);
 	/* Marked in the same critical section as a harvest clears and protects. */
 	if (writable && slot->dirty_bitmap)
 		ms_mark_dirty_locked(slot, gfn);
@@ -233,23 +247,6 @@ int ms_mmu_fault(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool wr
 	if (!installed)
 		put_frame(vm, frame, false); /* another vCPU won the race; its entry serves */
 	return 0;
-}
-
-/* The last-level table holding gfn, or NULL and *span: gfns it would cover. */
-static struct ms_spt *spt_leaf(struct ms_spt *root, uint64_t gfn, uint64_t *span)
-{
-	struct ms_spt *spt = root;
-
-	for (int level = MS_SPT_LEVELS - 1; level > 0; level--) {
-		unsigned int idx = (gfn >> (level * MS_SPT_BITS)) & (MS_SPT_ENTRIES - 1);
-
-		spt = (struct ms_spt *)atomic_load_explicit(&spt->ent[idx], memory_order_relaxed);
-		if (!spt) {
-			*span = 1ull << (level * MS_SPT_BITS);
-			return NULL;
-		}
-	}
-	return spt;
 }
 
 /*

@@ -182,34 +182,38 @@ static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint
 	return !would_block;
 }
 
-/* Raise the count and zap, blockably or not; false: refused, nothing changed. */
-static bool notify_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
-			 uint64_t gfn_end, void *blockable)
+/* Tell the embedder's own caches that [gfn, end) of as_id is taken away. */
+static void notify_gfns(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end,
+			bool blockable)
 {
-	bool may_sleep = *(bool *)blockable;
-
+	if (!vm->cfg.invalidate_ops)
+		return;
 	/* What a non-blockable callback does that may sleep, the validator reports. */
-	if (!may_sleep)
+	if (!blockable)
 		ms_lock_acquire(&vm->nonblock_callback_map, MS_LOCK_EXCLUSIVE);
-	vm->cfg.invalidate_ops->invalidate(vm->cfg.invalidate_opaque, slot->as_id,
-					   gfn_start << MS_PAGE_SHIFT, gfn_end << MS_PAGE_SHIFT,
-					   may_sleep);
-	if (!may_sleep)
+	vm->cfg.invalidate_ops->invalidate(vm->cfg.invalidate_opaque, as_id, gfn << MS_PAGE_SHIFT,
+					   end << MS_PAGE_SHIFT, blockable);
+	if (!blockable)
 		ms_lock_release(&vm->nonblock_callback_map);
-	return true;
 }
 
 void ms_notify_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end)
 {
-	if (vm->cfg.invalidate_ops)
-		vm->cfg.invalidate_ops->invalidate(vm->cfg.invalidate_opaque, as_id,
-						   gfn << MS_PAGE_SHIFT, end << MS_PAGE_SHIFT, true);
+	notify_gfns(vm, as_id, gfn, end, true);
 }
 
-/* Tell the embedder's own caches which guest ranges [start, end) takes away. */
+static bool notify_visit(struct ms_vm *vm, const struct ms_memslot *slot, uint64_t gfn_start,
+			 uint64_t gfn_end, void *blockable)
+{
+	notify_gfns(vm, slot->as_id, gfn_start, gfn_end, *(bool *)blockable);
+	return true;
+}
+
 /*
- * Inside memslot RCU, as KVM runs its notifier handlers inside kvm->srcu:
- * a blockable callback may sleep (it holds back memslot updates meanwhile).
+ * Tell the embedder's own caches which guest ranges the host range
+ * [start, end) takes away.  Inside memslot RCU, as KVM runs its notifier
+ * handlers inside kvm->srcu: a blockable callback may sleep (it holds back
+ * memslot updates meanwhile).
  */
 static void notify_embedder(struct ms_vm *vm, uint64_t start, uint64_t end, bool blockable)
 {
@@ -281,7 +285,7 @@ static int invalidate_range_start(struct ms_vm *vm, struct ms_thread_rec *rec, u
 	return 0;
 refused:
 	if (inv)
-		ms_open_inv_close(inv, true);
+		ms_open_inv_close(rec, inv);
 	ms_stat_inc(vm, invalidations_refused);
 	return -EAGAIN;
 }
@@ -362,8 +366,7 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 		ms_spin_unlock(&vm->mmu.mmu_lock);
 	}
 	if (inv)
-		ms_open_inv_close(inv, rec && inv >= rec->inv &&
-					   inv < rec->inv + MS_THREAD_REC_ENTRIES);
+		ms_open_inv_close(rec, inv);
 	/* Pairs with invalidate_begin in ms_invalidate_range_start(). */
 	if (!vm->gate_ops->invalidate_end(vm))
 		report_unmatched_end(vm, start, end); /* raced with another unmatched end */

@@ -241,9 +241,10 @@ struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec
 	return NULL;
 }
 
-bool ms_open_inv_close(struct ms_open_inv *inv, bool owner)
+bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv)
 {
 	uint64_t seq = atomic_load_explicit(&inv->seq, memory_order_relaxed);
+	bool owner = rec && inv >= rec->inv && inv < rec->inv + MS_THREAD_REC_ENTRIES;
 
 	if (!(seq & 1))
 		return false;

@@ -75,8 +75,8 @@ struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, 
 /* The newest open entry for [start, end): the caller's own first, then any thread's. */
 struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
 				     uint64_t end);
-/* Close it; false if another end closed it first.  owner: rec is the caller's own. */
-bool ms_open_inv_close(struct ms_open_inv *inv, bool owner);
+/* Close inv (of rec, the caller's record, or another thread's); false if closed already. */
+bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv);
 
 /* Under mmu_lock: is an open invalidation (the caller's own) over the pages [lo, hi)? */
 bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi);
