@@ -209,18 +209,7 @@ bool ms_gate_fair_waits_for_caller(struct ms_vm *vm, uint64_t start, uint64_t en
 {
 	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
 
-	if (!rec)
-		return false;
-	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
-		struct ms_open_inv *inv = &rec->inv[i];
-
-		if (ms_open_inv_is_open(inv) &&
-		    atomic_load_explicit(&inv->decision, memory_order_relaxed) == MS_INV_ELIDED &&
-		    overlaps(start, end, atomic_load_explicit(&inv->start, memory_order_relaxed),
-			     atomic_load_explicit(&inv->end, memory_order_relaxed)))
-			return true;
-	}
-	return false;
+	return rec && ms_rec_holds(rec, start, end, MS_HOLD_ELIDED);
 }
 
 const struct ms_gate_ops ms_gate_fair_ops = {

@@ -28,14 +28,7 @@ static bool open_here(struct ms_vm *vm)
 {
 	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
 
-	if (!rec)
-		return false;
-	if (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed))
-		return true;
-	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++)
-		if (ms_open_inv_is_open(&rec->inv[i]))
-			return true;
-	return false;
+	return rec && ms_rec_holds(rec, 0, UINT64_MAX, MS_HOLD_ANY);
 }
 
 bool ms_update_waits_for_this_thread(struct ms_vm *vm)

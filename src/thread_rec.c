@@ -210,7 +210,8 @@ static bool inv_matches(struct ms_open_inv *inv, uint64_t start, uint64_t end)
 
 static struct ms_open_inv *rec_find(struct ms_thread_rec *rec, uint64_t start, uint64_t end)
 {
-	struct ms_open_inv *best = &rec->inv[atomic_load_explicit(&rec->last, memory_order_relaxed)];
+	struct ms_open_inv *best =
+	    &rec->inv[atomic_load_explicit(&rec->last, memory_order_relaxed)];
 
 	/* The entry opened last is the newest: if it matches, it is the one. */
 	if (inv_matches(best, start, end))
@@ -260,13 +261,19 @@ bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv)
 						       memory_order_release, memory_order_relaxed);
 }
 
-static bool rec_invalidates(struct ms_thread_rec *rec, uint64_t lo, uint64_t hi)
+bool ms_rec_holds(const struct ms_thread_rec *rec, uint64_t lo, uint64_t hi, enum ms_hold which)
 {
+	/* Untracked starts never elide. */
+	if (which != MS_HOLD_ELIDED &&
+	    atomic_load_explicit(&rec->untracked_open, memory_order_relaxed))
+		return true;
 	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
-		struct ms_open_inv *inv = &rec->inv[i];
+		const struct ms_open_inv *inv = &rec->inv[i];
+		bool elided =
+		    atomic_load_explicit(&inv->decision, memory_order_relaxed) == MS_INV_ELIDED;
 
 		if (ms_open_inv_is_open(inv) &&
-		    atomic_load_explicit(&inv->decision, memory_order_relaxed) != MS_INV_ELIDED &&
+		    (which == MS_HOLD_ANY || elided == (which == MS_HOLD_ELIDED)) &&
 		    atomic_load_explicit(&inv->start, memory_order_relaxed) < hi &&
 		    atomic_load_explicit(&inv->end, memory_order_relaxed) > lo)
 			return true;
@@ -284,15 +291,14 @@ static bool rec_invalidates(struct ms_thread_rec *rec, uint64_t lo, uint64_t hi)
 bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi)
 {
 	struct ms_mmu *mmu = &vm->mmu;
-	bool in_union = atomic_load_explicit(&mmu->mmu_invalidate_in_progress,
-					     memory_order_relaxed) &&
-			lo < mmu->mmu_invalidate_range_end && hi > mmu->mmu_invalidate_range_start;
+	bool in_union =
+	    atomic_load_explicit(&mmu->mmu_invalidate_in_progress, memory_order_relaxed) &&
+	    lo < mmu->mmu_invalidate_range_end && hi > mmu->mmu_invalidate_range_start;
 
 	if (!in_union)
 		return false;
 	ms_for_each_thread_rec(vm, rec) {
-		if (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed) ||
-		    rec_invalidates(rec, lo, hi))
+		if (ms_rec_holds(rec, lo, hi, MS_HOLD_LOCKED))
 			return true;
 	}
 	return false;
@@ -303,6 +309,5 @@ bool ms_pages_invalidated_here(struct ms_vm *vm, uint64_t lo, uint64_t hi)
 {
 	struct ms_thread_rec *rec = ms_thread_rec_peek(vm);
 
-	return rec && (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed) ||
-		       rec_invalidates(rec, lo, hi));
+	return rec && ms_rec_holds(rec, lo, hi, MS_HOLD_LOCKED);
 }

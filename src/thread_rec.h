@@ -78,6 +78,12 @@ struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec
 /* Close inv (of rec, the caller's record, or another thread's); false if closed already. */
 bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv);
 
+/*
+ * Does rec hold an open invalidation overlapping [lo, hi): any, one that
+ * elided, or one that took mmu_lock (or has not decided yet)?
+ */
+enum ms_hold { MS_HOLD_ANY, MS_HOLD_ELIDED, MS_HOLD_LOCKED };
+bool ms_rec_holds(const struct ms_thread_rec *rec, uint64_t lo, uint64_t hi, enum ms_hold which);
 /* Under mmu_lock: is an open invalidation (the caller's own) over the pages [lo, hi)? */
 bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi);
 bool ms_pages_invalidated_here(struct ms_vm *vm, uint64_t lo, uint64_t hi);
