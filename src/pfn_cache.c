@@ -83,8 +83,6 @@ static void list_del(struct ms_pfn_cache *gpc)
 
 int ms_pfn_cache_activate(struct ms_pfn_cache *gpc, unsigned int as_id, uint64_t gpa, size_t len)
 {
-	int r;
-
 	if (!gpc || !len || as_id >= gpc->vm->cfg.address_spaces || gpa + len < gpa)
 		return -EINVAL;
 	if (ms_in_forked_child())
@@ -98,8 +96,7 @@ int ms_pfn_cache_activate(struct ms_pfn_cache *gpc, unsigned int as_id, uint64_t
 	gpc->valid = false;
 	gpc->active = true;
 	pthread_rwlock_unlock(&gpc->lock);
-	r = ms_pfn_cache_refresh(gpc);
-	return r;
+	return ms_pfn_cache_refresh(gpc);
 }
 
 void ms_pfn_cache_deactivate(struct ms_pfn_cache *gpc)
@@ -130,10 +127,13 @@ void ms_pfn_cache_read_lock(struct ms_pfn_cache *gpc)
 void ms_pfn_cache_read_unlock(struct ms_pfn_cache *gpc, bool wrote)
 {
 	/* After the write: a harvest between would miss it, one after sees the bit. */
-	if (wrote && gpc->valid && gpc->slot->dirty_bitmap)
+	if (wrote && gpc->valid && gpc->slot->dirty_bitmap) {
+		ms_spin_lock(&gpc->vm->mmu.mmu_lock);
 		for (uint64_t gfn = gpc->gpa >> MS_PAGE_SHIFT;
 		     gfn <= (gpc->gpa + gpc->len - 1) >> MS_PAGE_SHIFT; gfn++)
-			ms_mark_dirty(gpc->vm, gpc->slot, gfn);
+			ms_mark_dirty_locked(gpc->slot, gfn);
+		ms_spin_unlock(&gpc->vm->mmu.mmu_lock);
+	}
 	pthread_rwlock_unlock(&gpc->lock);
 }
 
