@@ -204,7 +204,7 @@ int ms_mark_page_dirty(struct ms_vm *vm, unsigned int as_id, uint64_t gfn)
 	if (ms_in_forked_child())
 		return -ECHILD;
 	ms_rcu_read_lock();
-	slot = slot_index_find(ms_active_memslots(vm, as_id)->gfn_index, gfn);
+	slot = gfn_index_find(ms_active_memslots(vm, as_id)->gfn_index, gfn);
 	if (!slot || (slot->flags & MS_MEMSLOT_INVALID))
 		r = -EFAULT;
 	else if (slot->dirty_bitmap)

@@ -92,7 +92,7 @@ int ms_memslots_init(struct ms_vm *vm)
 		if (!as->id_to_slot)
 			return -ENOMEM;
 		for (int s = 0; s < 2; s++) {
-			as->sets[s].gfn_index = slot_index_create();
+			as->sets[s].gfn_index = gfn_index_create(vm->cfg.slots_per_space);
 			as->sets[s].hva_index = slot_index_create();
 			if (!as->sets[s].gfn_index || !as->sets[s].hva_index)
 				return -ENOMEM;
@@ -111,7 +111,7 @@ void ms_memslots_destroy(struct ms_vm *vm)
 
 		for (int s = 0; s < 2; s++) {
 			if (as->sets[s].gfn_index)
-				slot_index_destroy(as->sets[s].gfn_index);
+				gfn_index_destroy(as->sets[s].gfn_index);
 			if (as->sets[s].hva_index)
 				slot_index_destroy(as->sets[s].hva_index);
 		}
@@ -134,7 +134,7 @@ int ms_memslots_reserve(struct ms_vm *vm, unsigned int as_id, unsigned long inse
 {
 	for (int s = 0; s < 2; s++) {
 		struct ms_memslots *slots = &vm->as[as_id].sets[s];
-		int r = slot_index_reserve(slots->gfn_index, inserts);
+		int r = gfn_index_reserve(slots->gfn_index, inserts);
 
 		if (!r)
 			r = slot_index_reserve(slots->hva_index, inserts);
@@ -145,18 +145,16 @@ int ms_memslots_reserve(struct ms_vm *vm, unsigned int as_id, unsigned long inse
 }
 
 /* Replace old by new (either may be NULL) in one set.  Reserved: cannot fail. */
-void ms_memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
-			     struct ms_memslot *new)
+void ms_memslots_replace(struct ms_memslots *slots, struct ms_memslot *old, struct ms_memslot *new)
 {
+	if (old) {
+		gfn_index_remove(slots->gfn_index, old);
+		slot_index_remove(slots->hva_index, old->userspace_addr, old);
+	}
 	if (new) {
-		slot_index_insert_reserved(slots->gfn_index, new->base_gfn,
-					   new->base_gfn + new->npages, new);
+		gfn_index_insert_reserved(slots->gfn_index, new);
 		slot_index_insert_reserved(slots->hva_index, new->userspace_addr,
 					   ms_memslot_hva_end(new), new);
-	}
-	if (old) {
-		slot_index_remove(slots->gfn_index, old->base_gfn, old);
-		slot_index_remove(slots->hva_index, old->userspace_addr, old);
 	}
 }
 
@@ -166,7 +164,7 @@ void ms_memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
  * memslots (KVM's install_new_memslots).
  */
 void ms_install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots,
-				 const struct ms_hva_change *change)
+			     const struct ms_hva_change *change)
 {
 	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_relaxed) + 1;
 
@@ -193,13 +191,12 @@ static void swap_memslot(struct ms_vm *vm, unsigned int as_id, struct ms_memslot
 
 	ms_memslots_replace(ms_inactive_memslots(vm, as_id), old, new);
 	ms_install_new_memslots(vm, as_id, ms_inactive_memslots(vm, as_id),
-			     new && !old ? &change : NULL);
+				new && !old ? &change : NULL);
 	ms_memslots_replace(ms_inactive_memslots(vm, as_id), old, new);
 }
 
 /* Publish old as invalid, then zap what the secondary MMU holds for it. */
-static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old,
-			       struct ms_memslot *invalid)
+static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old, struct ms_memslot *invalid)
 {
 	*invalid = *old;
 	invalid->flags |= MS_MEMSLOT_INVALID;
@@ -214,9 +211,9 @@ static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old,
  * flags change keeps the bits, as KVM does), a new one when it is turned on.
  */
 int ms_new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
-			    struct ms_memslot *new)
+			struct ms_memslot *new)
 {
-	if (!(new->flags & MS_MEM_LOG_DIRTY_PAGES))
+	if (!(new->flags &MS_MEM_LOG_DIRTY_PAGES))
 		return 0;
 	if (old && old->dirty_bitmap) {
 		new->dirty_bitmap = old->dirty_bitmap;
@@ -232,7 +229,7 @@ void ms_memslot_replaced(struct ms_vm *vm, struct ms_memslot *old, struct ms_mem
 	 * A new bitmap (logging turned on, also off and on again): faults that
 	 * saw the slot without it are over, so its entries lose write access.
 	 */
-	if (new && new->dirty_bitmap && (!old || new->dirty_bitmap != old->dirty_bitmap) &&
+	if (new &&new->dirty_bitmap && (!old || new->dirty_bitmap != old->dirty_bitmap) &&
 	    !vm->cfg.dirty_log_initially_set)
 		ms_dirty_log_protect_slot(vm, new);
 	/* Unreachable from both sets, and a grace period has passed. */
@@ -294,8 +291,8 @@ static bool memslot_overlaps(struct ms_vm *vm, unsigned int as_id, const struct 
 {
 	struct overlap_probe probe = { self, false };
 
-	slot_index_for_each_overlap(ms_inactive_memslots(vm, as_id)->gfn_index, base_gfn,
-				    base_gfn + npages, overlap_visit, &probe);
+	gfn_index_for_each_overlap(ms_inactive_memslots(vm, as_id)->gfn_index, base_gfn,
+				   base_gfn + npages, overlap_visit, &probe);
 	return probe.found;
 }
 
@@ -326,7 +323,7 @@ int ms_check_memory_region(const struct ms_vm *vm, const struct ms_region *r)
 }
 
 int ms_classify_change(const struct ms_memslot *old, const struct ms_region *r,
-			   enum ms_mr_change *change)
+		       enum ms_mr_change *change)
 {
 	uint64_t npages = r->memory_size >> MS_PAGE_SHIFT;
 
@@ -369,8 +366,8 @@ int ms_check_placement(struct ms_vm *vm, const struct ms_region *r, enum ms_mr_c
 	return 0;
 }
 
-int ms_memslot_new(const struct ms_vm *vm, const struct ms_region *r,
-		   const struct ms_memslot *cur, struct ms_memslot **out)
+int ms_memslot_new(const struct ms_vm *vm, const struct ms_region *r, const struct ms_memslot *cur,
+		   struct ms_memslot **out)
 {
 	struct ms_memslot *slot = malloc(sizeof(*slot));
 	int ret;

@@ -158,7 +158,7 @@ static int resolve(struct ms_pfn_cache *gpc, const struct ms_memslot **slot, uin
 	uint64_t gfn = gpc->gpa >> MS_PAGE_SHIFT, last = (gpc->gpa + gpc->len - 1) >> MS_PAGE_SHIFT;
 
 	*gen = atomic_load_explicit(&slots->generation, memory_order_acquire);
-	*slot = slot_index_find(slots->gfn_index, gfn);
+	*slot = gfn_index_find(slots->gfn_index, gfn);
 	if (!*slot || last - (*slot)->base_gfn >= (*slot)->npages)
 		return -EFAULT;
 	if ((*slot)->flags & MS_MEMSLOT_INVALID)

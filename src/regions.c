@@ -35,7 +35,7 @@ int ms_gpa_to_hva(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, size_t *le
 	if (ms_in_forked_child())
 		return -ECHILD;
 	ms_rcu_read_lock();
-	slot = slot_index_find(ms_active_memslots(vm, as_id)->gfn_index, gpa >> MS_PAGE_SHIFT);
+	slot = gfn_index_find(ms_active_memslots(vm, as_id)->gfn_index, gpa >> MS_PAGE_SHIFT);
 	if (slot && !(slot->flags & MS_MEMSLOT_INVALID) &&
 	    !(write && (slot->flags & MS_MEM_READONLY))) {
 		*hva = ms_memslot_gfn_to_hva(slot, gpa >> MS_PAGE_SHIFT) + (gpa & (MS_PAGE_SIZE - 1));
@@ -56,7 +56,7 @@ int ms_find_region(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, struct ms
 	if (ms_in_forked_child())
 		return -ECHILD;
 	ms_rcu_read_lock();
-	slot = slot_index_find(ms_active_memslots(vm, as_id)->gfn_index, gpa >> MS_PAGE_SHIFT);
+	slot = gfn_index_find(ms_active_memslots(vm, as_id)->gfn_index, gpa >> MS_PAGE_SHIFT);
 	if (slot)
 		region_of(slot, out);
 	ms_rcu_read_unlock();
@@ -90,7 +90,7 @@ int ms_get_memory_map(struct ms_vm *vm, unsigned int as_id, struct ms_region *ou
 	if (ms_in_forked_child())
 		return -ECHILD;
 	ms_rcu_read_lock();
-	slot_index_for_each_overlap(ms_active_memslots(vm, as_id)->gfn_index, 0, UINT64_MAX,
+	gfn_index_for_each_overlap(ms_active_memslots(vm, as_id)->gfn_index, 0, UINT64_MAX,
 				    copy_visit, &c);
 	ms_rcu_read_unlock();
 	*n = c.n;
@@ -121,7 +121,7 @@ int ms_get_region(struct ms_vm *vm, uint32_t slot, struct ms_region *out)
 		return -ECHILD;
 	/* A walk of the published set: id_to_slot belongs to the updater. */
 	ms_rcu_read_lock();
-	slot_index_for_each_overlap(ms_active_memslots(vm, as_id)->gfn_index, 0, UINT64_MAX,
+	gfn_index_for_each_overlap(ms_active_memslots(vm, as_id)->gfn_index, 0, UINT64_MAX,
 				    id_visit, &c);
 	ms_rcu_read_unlock();
 	return c.found ? 0 : -ENOENT;

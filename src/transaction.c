@@ -141,7 +141,7 @@ static bool txn_overlaps(struct txn *t, const struct txn_slot *self, uint64_t gf
 {
 	struct txn_overlap o = { t, self, true, false };
 
-	slot_index_for_each_overlap(ms_inactive_memslots(t->vm, self->as_id)->gfn_index, gfn,
+	gfn_index_for_each_overlap(ms_inactive_memslots(t->vm, self->as_id)->gfn_index, gfn,
 				    gfn + npages, txn_overlap_visit, &o);
 	o.from_sets = false;
 	if (!o.found && t->ours[self->as_id])
@@ -309,7 +309,7 @@ static void txn_finish(struct txn *t)
 	}
 	for (unsigned int as = 0; as < t->vm->cfg.address_spaces; as++)
 		for (int s = 0; s < 2; s++) {
-			slot_index_trim(t->vm->as[as].sets[s].gfn_index);
+			gfn_index_trim(t->vm->as[as].sets[s].gfn_index);
 			slot_index_trim(t->vm->as[as].sets[s].hva_index);
 		}
 	ms_stat_add(t->vm, memslot_updates, changed);

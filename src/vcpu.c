@@ -41,21 +41,25 @@ void ms_vcpu_destroy(struct ms_vcpu *vcpu)
 
 int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write, uint64_t *hva)
 {
-	const struct ms_memslot *slot;
+	const struct gfn_view *view;
 	int r = -EFAULT;
 
 	if (!vcpu || !hva || as_id >= vcpu->vm->cfg.address_spaces)
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
-	ms_rcu_read_lock();
-	slot = ms_vcpu_gfn_to_memslot(vcpu, as_id, gfn);
-	if (slot && !(slot->flags & MS_MEMSLOT_INVALID) &&
-	    !(write && (slot->flags & MS_MEM_READONLY))) {
-		*hva = ms_memslot_gfn_to_hva(slot, gfn);
+	view = ms_vcpu_hit(vcpu, as_id, ms_active_memslots(vcpu->vm, as_id), gfn);
+	if (!view) {
+		/* The index of a set that stops being active is reused after a grace period. */
+		ms_rcu_read_lock();
+		view = ms_vcpu_slot_view(vcpu, as_id, ms_active_memslots(vcpu->vm, as_id), gfn);
+		ms_rcu_read_unlock();
+	}
+	if (view && !(view->flags & MS_MEMSLOT_INVALID) &&
+	    !(write && (view->flags & MS_MEM_READONLY))) {
+		*hva = view->userspace_addr + ((gfn - view->base_gfn) << MS_PAGE_SHIFT);
 		r = 0;
 	}
-	ms_rcu_read_unlock();
 	return r;
 }
 

@@ -24,6 +24,7 @@
 #include "gate.h"
 #include "locks.h"
 #include "mmu.h"
+#include "gfn_index.h"
 #include "slot_index.h"
 #include "thread_rec.h"
 
@@ -47,7 +48,7 @@ struct ms_memslot {
 
 /* One memslot set; an address space has two and publishes one at a time. */
 struct ms_memslots {
-	struct slot_index *gfn_index; /* gfn ranges, never overlapping */
+	struct gfn_index *gfn_index;  /* by base gfn: slots never overlap */
 	struct slot_index *hva_index; /* hva ranges, may overlap */
 	_Atomic uint64_t generation;
 };
@@ -112,13 +113,19 @@ struct ms_vm {
 	struct ms_mutex thread_recs_lock;
 };
 
+/*
+ * A vCPU's last-used slot, as a copy of what translating through it needs:
+ * valid while the active set's generation is the one it was copied under,
+ * and read without RCU, since it points at nothing a update could free.
+ */
+struct ms_slot_cache {
+	uint64_t generation;
+	struct gfn_view view; /* npages 0: empty */
+};
+
 struct ms_vcpu {
 	struct ms_vm *vm;
-	/* Dropped when the generation of the set it came from changes. */
-	struct {
-		const struct ms_memslot *slot;
-		uint64_t generation;
-	} last_used_slot[MS_MAX_ADDRESS_SPACES];
+	struct ms_slot_cache last_used_slot[MS_MAX_ADDRESS_SPACES];
 	struct ms_mmu_memory_cache spt_cache;
 };
 
@@ -163,14 +170,13 @@ void ms_memslot_replaced(struct ms_vm *vm, struct ms_memslot *old, struct ms_mem
 int ms_check_placement(struct ms_vm *vm, const struct ms_region *r, enum ms_mr_change change,
 		       bool overlaps);
 /* The slot r describes, with its bitmap (cur's, if it logs too); 0 or -ENOMEM. */
-int ms_memslot_new(const struct ms_vm *vm, const struct ms_region *r,
-		   const struct ms_memslot *cur, struct ms_memslot **out);
+int ms_memslot_new(const struct ms_vm *vm, const struct ms_region *r, const struct ms_memslot *cur,
+		   struct ms_memslot **out);
 uint64_t ms_memslot_hva_end(const struct ms_memslot *slot);
 struct ms_memslots *ms_inactive_memslots(struct ms_vm *vm, unsigned int as_id);
 /* Both sets of as_id: nodes for inserts more insertions, before any publish. */
 int ms_memslots_reserve(struct ms_vm *vm, unsigned int as_id, unsigned long inserts);
-void ms_memslots_replace(struct ms_memslots *slots, struct ms_memslot *old,
-			 struct ms_memslot *new);
+void ms_memslots_replace(struct ms_memslots *slots, struct ms_memslot *old, struct ms_memslot *new);
 void ms_install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_memslots *slots,
 			     const struct ms_hva_change *change);
 int ms_memslots_init(struct ms_vm *vm);
@@ -188,25 +194,57 @@ static inline struct ms_memslots *ms_active_memslots(struct ms_vm *vm, unsigned 
 }
 
 /*
+ * The vCPU's last-used slot if it holds gfn and slots, the active set of
+ * as_id, is the set it was copied from.  Needs no RCU: the generation is read
+ * after the set, and a set's generation is unique to one publish of it and
+ * changes only before that publish and once after it, so a copy whose
+ * generation the set still has describes what the set held when it was
+ * loaded as the active one.
+ */
+static inline const struct gfn_view *ms_vcpu_hit(struct ms_vcpu *vcpu, unsigned int as_id,
+						 struct ms_memslots *slots, uint64_t gfn)
+{
+	const struct ms_slot_cache *c = &vcpu->last_used_slot[as_id];
+
+	if (c->generation == atomic_load_explicit(&slots->generation, memory_order_relaxed) &&
+	    gfn - c->view.base_gfn < c->view.npages)
+		return &c->view;
+	return NULL;
+}
+
+/*
+ * The view of the slot holding gfn, invalid ones included, from the vCPU's
+ * last-used slot or the index of slots, the active set of as_id; NULL if
+ * no slot holds gfn.  Caller is in an RCU read side.
+ */
+static inline const struct gfn_view *ms_vcpu_slot_view(struct ms_vcpu *vcpu, unsigned int as_id,
+						       struct ms_memslots *slots, uint64_t gfn)
+{
+	struct ms_slot_cache *c = &vcpu->last_used_slot[as_id];
+	uint64_t gen = atomic_load_explicit(&slots->generation, memory_order_relaxed);
+	const struct gfn_view *hit = ms_vcpu_hit(vcpu, as_id, slots, gfn);
+	struct gfn_view view;
+
+	if (hit)
+		return hit;
+	if (!gfn_index_lookup(slots->gfn_index, gfn, &view))
+		return NULL;
+	c->view = view;
+	c->generation = gen;
+	return &c->view;
+}
+
+/*
  * The slot holding gfn, invalid ones included; caller is in an RCU read
- * side.  Inline: a last-used-slot hit is the hot path of every lookup.
+ * side.  Inline: a last-used-slot hit is the hot path of every fault.
  */
 static inline const struct ms_memslot *ms_vcpu_gfn_to_memslot(struct ms_vcpu *vcpu,
 							      unsigned int as_id, uint64_t gfn)
 {
 	struct ms_memslots *slots = ms_active_memslots(vcpu->vm, as_id);
-	uint64_t gen = atomic_load_explicit(&slots->generation, memory_order_relaxed);
-	const struct ms_memslot *slot = vcpu->last_used_slot[as_id].slot;
+	const struct gfn_view *view = ms_vcpu_slot_view(vcpu, as_id, slots, gfn);
 
-	if (slot && vcpu->last_used_slot[as_id].generation == gen && gfn >= slot->base_gfn &&
-	    gfn - slot->base_gfn < slot->npages)
-		return slot;
-	slot = slot_index_find(slots->gfn_index, gfn);
-	if (slot) {
-		vcpu->last_used_slot[as_id].slot = slot;
-		vcpu->last_used_slot[as_id].generation = gen;
-	}
-	return slot;
+	return view ? gfn_index_slot(slots->gfn_index, view->id) : NULL;
 }
 
 static inline uint64_t ms_now_ns(void)

@@ -38,6 +38,7 @@
 #include "locks.h"
 #include "memslots.h"
 #include "memslots_lockdep.h"
+#include "gfn_index.h"
 #include "slot_index.h"
 #include "vm.h"
 
@@ -241,7 +242,7 @@ struct region {
  */
 struct tctx {
 	struct ms_vcpu *vcpu;
-	const struct slot_index *index;
+	const struct gfn_index *index;
 	const struct region *table;
 	/* The branchless peer: start keys alone, so a cache line holds 8 of them. */
 	const uint64_t *start, *end, *hva;
@@ -272,7 +273,7 @@ static inline uint64_t lk_miss(struct tctx *c, uint64_t gfn)
 	uint64_t hva = 0;
 
 	/* With 1 slot every random gfn would hit the cache otherwise. */
-	c->vcpu->last_used_slot[0].slot = NULL;
+	c->vcpu->last_used_slot[0].view.npages = 0;
 	ms_gfn_to_hva(c->vcpu, 0, gfn, false, &hva);
 	return hva;
 }
@@ -280,9 +281,11 @@ static inline uint64_t lk_miss(struct tctx *c, uint64_t gfn)
 /* The miss path's search alone: no RCU section, no cache, no checks. */
 static inline uint64_t lk_index(struct tctx *c, uint64_t gfn)
 {
-	const struct ms_memslot *slot = slot_index_find(c->index, gfn);
+	struct gfn_view v;
 
-	return slot ? slot->userspace_addr + ((gfn - slot->base_gfn) << MS_PAGE_SHIFT) : 0;
+	if (!gfn_index_lookup(c->index, gfn, &v))
+		return 0;
+	return v.userspace_addr + ((gfn - v.base_gfn) << MS_PAGE_SHIFT);
 }
 
 /* libvhost-user's way: a linear scan of the region table. */
