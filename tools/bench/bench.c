@@ -41,21 +41,13 @@
 #include "slot_index.h"
 #include "vm.h"
 
-static struct {
-	bool quick, csv, json, check;
-	const char *only, *plot_dir;
-	/* --duration, seconds; 0: the scenario's own default. */
-	double duration;
-	int rows;
-	/* A figure or chart that could not be produced: exit 1, result "error". */
-	bool failed;
-	/* Targets reported MISSED: with --check, exit 3, result "missed". */
-	unsigned int missed;
-} opt;
+#include "bench.h"
+
+struct bench_opt opt;
 
 static char *arena; /* one host page all slots may share */
 
-static double now_ns(void)
+double now_ns(void)
 {
 	struct timespec ts;
 
@@ -80,24 +72,13 @@ static double pct_of(const struct hist *h, double pct, double scale)
 }
 
 /* A figure for the tables: "n/a" for NAN (a percentile the samples do not support). */
-static const char *fig(char *buf, size_t size, const char *fmt, double v)
+const char *fig(char *buf, size_t size, const char *fmt, double v)
 {
 	if (isnan(v))
 		return "n/a";
 	snprintf(buf, size, fmt, v);
 	return buf;
 }
-
-/*
- * One figure's parameters, each a column of --csv and a key of --json.
- * NULL, -1 (numbers) or ELISION_NA where a parameter does not apply.
- */
-enum { ELISION_NA = -1, ELISION_OFF, ELISION_ON };
-struct figure {
-	const char *scenario, *kase, *series, *stat, *unit, *gate;
-	long slots, threads;
-	int elision;
-};
 
 static const char *const csv_header =
     "scenario,case,slots,threads,gate,elision,series,stat,value,unit";
@@ -117,7 +98,7 @@ static void json_field(const char *key, const char *s)
 }
 
 /* One figure (NAN: not supported by the samples): kept for --csv / --json. */
-static void record(const struct figure *f, double value)
+void record(const struct figure *f, double value)
 {
 	static const char *const elision[] = { "false", "true" };
 	char num[3][32];
@@ -163,8 +144,7 @@ static void record_as(struct figure *f, const char *unit, const char *stat, doub
 	record(f, value);
 }
 
-static void table(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void table(const char *fmt, ...)
+void table(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -176,7 +156,7 @@ static void table(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static void target(const char *what, double value, const char *unit, bool met)
+void target(const char *what, double value, const char *unit, bool met)
 {
 	char buf[16];
 
@@ -201,7 +181,7 @@ static FILE *plot_data(const char *name)
 	return f;
 }
 
-static struct ms_vm *vm_with(enum ms_gate gate, bool no_elision)
+struct ms_vm *vm_with(enum ms_gate gate, bool no_elision)
 {
 	struct ms_config cfg;
 	struct ms_vm *vm;
@@ -227,8 +207,6 @@ static void add_slots(struct ms_vm *vm, unsigned int from, unsigned int to)
 }
 
 /* --- translate ------------------------------------------------------- */
-
-static double load_avg(void);
 
 /* A peer's region table, in gfns: what libvhost-user and vm-memory keep. */
 struct region {
@@ -773,7 +751,7 @@ static void *inval_main(void *arg)
 }
 
 /* The 1-minute load average, for the tables: timings of a shared machine. */
-static double load_avg(void)
+double load_avg(void)
 {
 	double l[1];
 
@@ -791,7 +769,7 @@ static long thread_nivcsw(void)
 }
 
 /* The i-th CPU this process may run on; -1 if it may run on fewer. */
-static int allowed_cpu(unsigned int i)
+int allowed_cpu(unsigned int i)
 {
 	cpu_set_t set;
 
@@ -808,7 +786,7 @@ static int allowed_cpu(unsigned int i)
  * may otherwise put two threads of ours on one core beside another
  * tenant's load, and they would take turns instead of running at once.
  */
-static void pin_self(int cpu)
+void pin_self(int cpu)
 {
 	cpu_set_t set;
 
@@ -820,7 +798,7 @@ static void pin_self(int cpu)
 }
 
 /* A thread that starts on that CPU and stays there. */
-static void create_pinned(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
+void create_pinned(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
 	cpu_set_t set;
