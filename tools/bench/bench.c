@@ -6,8 +6,9 @@
  * /dev/kvm opens), invalidate (start+end pairs per gate, elision on and off),
  * update-under-load (the upstream commit's admitted unfairness), gate-wait,
  * transaction (one batch against separate updates), pfn-cache (use, check and
- * refresh under load), dirty-log (write and harvest costs), lockdep (validator
- * off and on).  Prints figures, never judges time; targets are reported as met
+ * refresh under load), dirty-log (write and harvest costs), memslot-perf
+ * (upstream's memslot_perf_test, in memslot_perf.c), lockdep (validator off
+ * and on).  Prints figures, never judges time; targets are reported as met
  * or missed with the figure.  --csv and --json print every figure with all
  * its parameters (docs/tools.md).  Exit: 0 done, 1 a figure or chart could
  * not be produced, 2 bad usage, 3 with --check a target was missed.
@@ -2378,10 +2379,11 @@ static _Noreturn void usage(int code)
 		"usage: memslots-bench [options]\n"
 		"  --scenario NAME     translate | update | invalidate | update-under-load |\n"
 		"                      gate-wait | transaction | pfn-cache | dirty-log |\n"
-		"                      lockdep (default: all)\n"
+		"                      memslot-perf | lockdep (default: all)\n"
 		"  --quick             tiny counts: a smoke run of seconds\n"
 		"  --duration SECONDS  per measurement of invalidate, update-under-load,\n"
-		"                      gate-wait, transaction, pfn-cache and dirty-log;\n"
+		"                      gate-wait, transaction, pfn-cache, dirty-log and\n"
+		"                      memslot-perf;\n"
 		"                      the other scenarios count iterations and refuse it\n"
 		"  --csv               each figure a CSV row with its parameters, header first\n"
 		"  --json              one JSON document of every figure (docs/tools.md)\n"
@@ -2444,6 +2446,7 @@ int main(int argc, char **argv)
 		{ "transaction", scenario_transaction, true },
 		{ "pfn-cache", scenario_pfn_cache, true },
 		{ "dirty-log", scenario_dirty_log, true },
+		{ "memslot-perf", scenario_memslot_perf, true },
 		/* Last: it turns the validator on for the whole process. */
 		{ "lockdep", scenario_lockdep, false },
 	};
@@ -2492,14 +2495,14 @@ int main(int argc, char **argv)
 		if (opt.duration && !scenarios[i].timed)
 			cli_refuse(
 			    "--duration: scenario %s counts iterations and takes no duration "
-			    "(only invalidate, update-under-load, gate-wait, transaction, pfn-cache "
-			    "and dirty-log do)",
+			    "(only invalidate, update-under-load, gate-wait, transaction, pfn-cache, "
+			    "dirty-log and memslot-perf do)",
 			    scenarios[i].name);
 	}
 	if (!found)
 		cli_bad_value("scenario", opt.only,
 			      "translate, update, invalidate, update-under-load, gate-wait, "
-			      "transaction, pfn-cache, dirty-log or lockdep");
+			      "transaction, pfn-cache, dirty-log, memslot-perf or lockdep");
 	if (opt.csv && opt.json)
 		cli_refuse("--csv and --json: choose one");
 	if (opt.plot_dir)

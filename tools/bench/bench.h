@@ -49,4 +49,7 @@ int allowed_cpu(unsigned int i);
 void pin_self(int cpu);
 void create_pinned(pthread_t *t, int cpu, void *(*fn)(void *), void *arg);
 
+/* memslot_perf.c */
+void scenario_memslot_perf(void);
+
 #endif /* MEMSLOTS_BENCH_H */
