@@ -6,8 +6,9 @@
  * /dev/kvm opens), invalidate (start+end pairs per gate, elision on and off),
  * update-under-load (the upstream commit's admitted unfairness), gate-wait,
  * transaction (one batch against separate updates), pfn-cache (use, check and
- * refresh under load), dirty-log (write and harvest costs), lockdep (validator
- * off and on).  Prints figures, never judges time; targets are reported as met
+ * refresh under load), dirty-log (write and harvest costs), memslot-perf
+ * (upstream's memslot_perf_test, in memslot_perf.c), lockdep (validator off
+ * and on).  Prints figures, never judges time; targets are reported as met
  * or missed with the figure.  --csv and --json print every figure with all
  * its parameters (docs/tools.md).  Exit: 0 done, 1 a figure or chart could
  * not be produced, 2 bad usage, 3 with --check a target was missed.
@@ -42,21 +43,13 @@
 #include "slot_index.h"
 #include "vm.h"
 
-static struct {
-	bool quick, csv, json, check;
-	const char *only, *plot_dir;
-	/* --duration, seconds; 0: the scenario's own default. */
-	double duration;
-	int rows;
-	/* A figure or chart that could not be produced: exit 1, result "error". */
-	bool failed;
-	/* Targets reported MISSED: with --check, exit 3, result "missed". */
-	unsigned int missed;
-} opt;
+#include "bench.h"
+
+struct bench_opt opt;
 
 static char *arena; /* one host page all slots may share */
 
-static double now_ns(void)
+double now_ns(void)
 {
 	struct timespec ts;
 
@@ -81,24 +74,13 @@ static double pct_of(const struct hist *h, double pct, double scale)
 }
 
 /* A figure for the tables: "n/a" for NAN (a percentile the samples do not support). */
-static const char *fig(char *buf, size_t size, const char *fmt, double v)
+const char *fig(char *buf, size_t size, const char *fmt, double v)
 {
 	if (isnan(v))
 		return "n/a";
 	snprintf(buf, size, fmt, v);
 	return buf;
 }
-
-/*
- * One figure's parameters, each a column of --csv and a key of --json.
- * NULL, -1 (numbers) or ELISION_NA where a parameter does not apply.
- */
-enum { ELISION_NA = -1, ELISION_OFF, ELISION_ON };
-struct figure {
-	const char *scenario, *kase, *series, *stat, *unit, *gate;
-	long slots, threads;
-	int elision;
-};
 
 static const char *const csv_header =
     "scenario,case,slots,threads,gate,elision,series,stat,value,unit";
@@ -118,7 +100,7 @@ static void json_field(const char *key, const char *s)
 }
 
 /* One figure (NAN: not supported by the samples): kept for --csv / --json. */
-static void record(const struct figure *f, double value)
+void record(const struct figure *f, double value)
 {
 	static const char *const elision[] = { "false", "true" };
 	char num[3][32];
@@ -164,8 +146,7 @@ static void record_as(struct figure *f, const char *unit, const char *stat, doub
 	record(f, value);
 }
 
-static void table(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void table(const char *fmt, ...)
+void table(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -177,7 +158,7 @@ static void table(const char *fmt, ...)
 	fflush(stdout);
 }
 
-static void target(const char *what, double value, const char *unit, bool met)
+void target(const char *what, double value, const char *unit, bool met)
 {
 	char buf[16];
 
@@ -202,7 +183,7 @@ static FILE *plot_data(const char *name)
 	return f;
 }
 
-static struct ms_vm *vm_with(enum ms_gate gate, bool no_elision)
+struct ms_vm *vm_with(enum ms_gate gate, bool no_elision)
 {
 	struct ms_config cfg;
 	struct ms_vm *vm;
@@ -228,8 +209,6 @@ static void add_slots(struct ms_vm *vm, unsigned int from, unsigned int to)
 }
 
 /* --- translate ------------------------------------------------------- */
-
-static double load_avg(void);
 
 /* A peer's region table, in gfns: what libvhost-user and vm-memory keep. */
 struct region {
@@ -776,7 +755,7 @@ static void *inval_main(void *arg)
 }
 
 /* The 1-minute load average, for the tables: timings of a shared machine. */
-static double load_avg(void)
+double load_avg(void)
 {
 	double l[1];
 
@@ -794,7 +773,7 @@ static long thread_nivcsw(void)
 }
 
 /* The i-th CPU this process may run on; -1 if it may run on fewer. */
-static int allowed_cpu(unsigned int i)
+int allowed_cpu(unsigned int i)
 {
 	cpu_set_t set;
 
@@ -811,7 +790,7 @@ static int allowed_cpu(unsigned int i)
  * may otherwise put two threads of ours on one core beside another
  * tenant's load, and they would take turns instead of running at once.
  */
-static void pin_self(int cpu)
+void pin_self(int cpu)
 {
 	cpu_set_t set;
 
@@ -823,7 +802,7 @@ static void pin_self(int cpu)
 }
 
 /* A thread that starts on that CPU and stays there. */
-static void create_pinned(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
+void create_pinned(pthread_t *t, int cpu, void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
 	cpu_set_t set;
@@ -2403,10 +2382,11 @@ static _Noreturn void usage(int code)
 		"usage: memslots-bench [options]\n"
 		"  --scenario NAME     translate | update | invalidate | update-under-load |\n"
 		"                      gate-wait | transaction | pfn-cache | dirty-log |\n"
-		"                      lockdep (default: all)\n"
+		"                      memslot-perf | lockdep (default: all)\n"
 		"  --quick             tiny counts: a smoke run of seconds\n"
 		"  --duration SECONDS  per measurement of invalidate, update-under-load,\n"
-		"                      gate-wait, transaction, pfn-cache and dirty-log;\n"
+		"                      gate-wait, transaction, pfn-cache, dirty-log and\n"
+		"                      memslot-perf;\n"
 		"                      the other scenarios count iterations and refuse it\n"
 		"  --csv               each figure a CSV row with its parameters, header first\n"
 		"  --json              one JSON document of every figure (docs/tools.md)\n"
@@ -2469,6 +2449,7 @@ int main(int argc, char **argv)
 		{ "transaction", scenario_transaction, true },
 		{ "pfn-cache", scenario_pfn_cache, true },
 		{ "dirty-log", scenario_dirty_log, true },
+		{ "memslot-perf", scenario_memslot_perf, true },
 		/* Last: it turns the validator on for the whole process. */
 		{ "lockdep", scenario_lockdep, false },
 	};
@@ -2517,14 +2498,14 @@ int main(int argc, char **argv)
 		if (opt.duration && !scenarios[i].timed)
 			cli_refuse(
 			    "--duration: scenario %s counts iterations and takes no duration "
-			    "(only invalidate, update-under-load, gate-wait, transaction, pfn-cache "
-			    "and dirty-log do)",
+			    "(only invalidate, update-under-load, gate-wait, transaction, pfn-cache, "
+			    "dirty-log and memslot-perf do)",
 			    scenarios[i].name);
 	}
 	if (!found)
 		cli_bad_value("scenario", opt.only,
 			      "translate, update, invalidate, update-under-load, gate-wait, "
-			      "transaction, pfn-cache, dirty-log or lockdep");
+			      "transaction, pfn-cache, dirty-log, memslot-perf or lockdep");
 	if (opt.csv && opt.json)
 		cli_refuse("--csv and --json: choose one");
 	if (opt.plot_dir)
