@@ -23,8 +23,9 @@
  *
  * Memory ordering: the code pairs a start's entry store with its load of
  * announce_gen, and the update's store of announce_gen with its loads of the
- * entries, Dekker-style (a compiler barrier on the start's side, membarrier()
- * on the update's); the same for an end's close against update_waiting.  The
+ * entries, Dekker-style (the locked exchange that opens the entry on the
+ * start's side, a fence on the update's); the same for an end's close, also
+ * a locked exchange, against update_waiting.  The
  * model's interleavings are sequentially consistent, which is what that
  * pairing provides; it is not itself checked here.
  *
@@ -59,7 +60,7 @@ inline gate_invalidate_begin()
 		inv_open[ME] = true;
 		inv_seq_moved[ME] = true
 	};
-	/* fair_invalidate_begin(): reader_barrier(); gen = load(announce_gen) */
+	/* fair_invalidate_begin(): gen = load(announce_gen), after the locked open */
 	seen = announce_gen;
 	d_step {
 #if FAIR_BUG == 1
@@ -87,7 +88,7 @@ inline gate_invalidate_end()
 {
 	/* ms_open_inv_close(): seq even */
 	d_step { inv_open[ME] = false; inv_seq_moved[ME] = true };
-	/* wake_update(): reader_barrier(); if (load(update_waiting)) */
+	/* wake_update(): if (load(update_waiting)), after the locked close */
 	wake = update_waiting;
 	if
 	:: wake ->
@@ -158,7 +159,7 @@ inline gate_update_begin(change)
 	:: change ->
 		announce_gen++;		/* store(announce_gen, gen, release) */
 		update_waiting = true;
-		/* updater_barrier(); for each entry of each record: */
+		/* fence; for each entry of each record: */
 		do
 		:: wi < N_INV ->
 			d_step {	/* seq = load(seq) */

@@ -48,7 +48,7 @@ clang -std=gnu11 -D_GNU_SOURCE -DMS_RCU_OUT_OF_LINE -g -O1 -Wall -Wextra \
 	-Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -I"$top/include" -I"$top/src" \
 	"$top"/src/*.c "$top/tests/fuzz/fuzz_memslots.c" -o "$bin" \
-	-lurcu-memb -lurcu-bp -lpthread || finish 1
+	-lpthread || finish 1
 
 # Every committed seed once (named as files, so that nothing is written back
 # into tests/), then the timed run from the seeds and what earlier runs here

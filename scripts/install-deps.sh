@@ -2,11 +2,11 @@
 # Make sure what a make target needs is here; install only what is missing.
 #
 # Usage: scripts/install-deps.sh [TARGET...]    (default: build)
-#   build, run  a C compiler, meson, ninja, pkg-config, liburcu
+#   build, run  a C compiler, meson, ninja, pkg-config
 #   test        build's, plus cmocka and python3; clang with its runtime
 #               libraries (libFuzzer) for the fuzz smoke, which is skipped
 #               when clang cannot be had
-#   fuzz        clang with its runtime libraries, liburcu
+#   fuzz        clang with its runtime libraries
 #   sanitize    build's, plus cmocka and clang with its runtime libraries
 #   model       gcc and spin
 #   bench       build's, plus gnuplot
@@ -32,14 +32,14 @@ add() {
 	done
 }
 
-base="cc meson ninja pkg-config liburcu"
+base="cc meson ninja pkg-config"
 clang_items="clang libclang-rt"
 [ $# -gt 0 ] || set -- build
 for target in "$@"; do
 	case $target in
 	build | run) add "$base" need ;;
 	test) add "$base cmocka python3" need ;;
-	fuzz) add "$clang_items liburcu" need ;;
+	fuzz) add "$clang_items" need ;;
 	sanitize) add "$base cmocka $clang_items" need ;;
 	model) add "gcc spin" need ;;
 	bench) add "$base gnuplot" need ;;
@@ -58,7 +58,6 @@ done
 
 present() {
 	case $1 in
-	liburcu) pkg-config --exists liburcu-memb liburcu-bp 2>/dev/null ;;
 	cmocka) pkg-config --exists cmocka 2>/dev/null ;;
 	libclang-rt)
 		# libFuzzer and the sanitizers' runtimes, where this clang looks for them.
@@ -74,7 +73,6 @@ package() {
 	cc) echo build-essential ;;
 	gcc) echo gcc ;;
 	ninja) echo ninja-build ;;
-	liburcu) echo liburcu-dev ;;
 	cmocka) echo libcmocka-dev ;;
 	libclang-rt) echo libclang-rt-dev ;;
 	gnuplot) echo gnuplot-nox ;;

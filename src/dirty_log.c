@@ -85,7 +85,7 @@ static int logged_slot(struct ms_vm *vm, uint32_t slot, const struct ms_memslot 
 static void flush_protected(struct ms_vm *vm, bool protected)
 {
 	if (protected)
-		ms_synchronize_spte_readers();
+		ms_synchronize_spte_readers(vm);
 }
 
 /* Clear the bits of mask in word i of slot's bitmap and protect what was set. */
@@ -203,13 +203,13 @@ int ms_mark_page_dirty(struct ms_vm *vm, unsigned int as_id, uint64_t gfn)
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	slot = gfn_index_find(ms_active_memslots(vm, as_id)->gfn_index, gfn);
 	if (!slot || (slot->flags & MS_MEMSLOT_INVALID))
 		r = -EFAULT;
 	else if (slot->dirty_bitmap)
 		ms_mark_dirty(vm, slot, gfn);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 	return r;
 }
 

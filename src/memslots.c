@@ -177,7 +177,7 @@ void ms_install_new_memslots(struct ms_vm *vm, unsigned int as_id, struct ms_mem
 	vm->gate_ops->update_end(vm);
 
 	/* No reader still sees the old set once this returns. */
-	ms_synchronize_rcu();
+	ms_synchronize_rcu(vm);
 	atomic_store_explicit(&slots->generation, gen, memory_order_relaxed);
 }
 

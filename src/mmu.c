@@ -358,7 +358,7 @@ void ms_mmu_finish_zap(struct ms_vm *vm, struct ms_zap_batch *batch)
 	if (!batch->nr)
 		return;
 	/* A vCPU that read a zapped entry is done with its frame after this. */
-	ms_synchronize_spte_readers();
+	ms_synchronize_spte_readers(vm);
 	for (unsigned int i = 0; i < batch->nr; i++)
 		put_frame(vm, batch->frames[i], true);
 	batch->nr = 0;

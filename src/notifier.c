@@ -83,12 +83,12 @@ static void zap_hva_range(struct ms_vm *vm, uint64_t start, uint64_t end)
 	bool done;
 
 	do {
-		ms_rcu_read_lock();
+		ms_rcu_read_lock(vm);
 		ms_spin_lock(&vm->mmu.mmu_lock);
 		done = ms_for_each_hva_slot(vm, start, end, zap_visit, &batch);
 		ticket = vm->mmu.next_zap_ticket;
 		ms_spin_unlock(&vm->mmu.mmu_lock);
-		ms_rcu_read_unlock();
+		ms_rcu_read_unlock(vm);
 		ms_mmu_finish_zap(vm, &batch);
 	} while (!done);
 	/* Entries another zapper cleared are unused too once this returns. */
@@ -149,10 +149,10 @@ static bool invalidate_elided(struct ms_vm *vm, uint64_t start, uint64_t end, ui
 {
 	bool elided;
 
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	elided = !vm->cfg.no_elision && !range_overlaps_memslot(vm, start, end);
 	*gen = atomic_load_explicit(&vm->generation, memory_order_acquire);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 	return elided;
 }
 
@@ -164,14 +164,14 @@ static bool mmu_invalidate_begin_nonblock(struct ms_vm *vm, uint64_t start, uint
 {
 	bool would_block;
 
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	ms_spin_lock(&vm->mmu.mmu_lock);
 	would_block = ms_mmu_zaps_in_flight(&vm->mmu) ||
 		      !ms_for_each_hva_slot(vm, start, end, populated_visit, NULL);
 	if (!would_block)
 		mmu_invalidate_begin(&vm->mmu, start, end);
 	ms_spin_unlock(&vm->mmu.mmu_lock);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 	return !would_block;
 }
 
@@ -212,9 +212,9 @@ static void notify_embedder(struct ms_vm *vm, uint64_t start, uint64_t end, bool
 {
 	if (!vm->cfg.invalidate_ops)
 		return;
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	ms_for_each_hva_slot(vm, start, end, notify_visit, &blockable);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 }
 
 /*

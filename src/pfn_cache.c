@@ -198,10 +198,10 @@ static int refresh_once(struct ms_pfn_cache *gpc, uint64_t *hva)
 	uint64_t gen;
 	int r;
 
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(gpc->vm);
 	r = resolve(gpc, &slot, hva, &gen);
 	if (r) {
-		ms_rcu_read_unlock();
+		ms_rcu_read_unlock(gpc->vm);
 		return r;
 	}
 	pthread_rwlock_wrlock(&gpc->lock);
@@ -215,7 +215,7 @@ static int refresh_once(struct ms_pfn_cache *gpc, uint64_t *hva)
 	}
 	ms_spin_unlock(&mmu->mmu_lock);
 	pthread_rwlock_unlock(&gpc->lock);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(gpc->vm);
 	return r;
 }
 

@@ -1,82 +1,100 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Thread registration with liburcu and the grace-period waits of both
- * domains (rcu.h).  A memslot-RCU registration lives until the thread exits
- * (a pthread key destructor undoes it); urcu-bp registers by itself.  A
- * fork() handler marks the child, where the library refuses to run.
+ * The waits of both read-side domains (rcu.h), the anonymous readers'
+ * counters, and the fork() handler that marks a child, where the library
+ * refuses to run: a thread of the parent that was inside a section is
+ * inside it forever in the child, so a wait there would never end.
  */
 #include <pthread.h>
+#include <sched.h>
+#include <time.h>
 
 #include "rcu.h"
+#include "vm.h"
 
-__thread bool ms_rcu_registered;
 struct ms_lockdep_map ms_rcu_map;
 struct ms_lockdep_map ms_spte_rcu_map;
-#ifdef MS_TSAN
-char ms_rcu_tsan_token;
-char ms_spte_rcu_tsan_token;
-#endif
-
-static pthread_key_t rcu_thread_key;
-static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
 
 bool ms_forked;
 
-static void rcu_thread_exit(void *unused)
-{
-	/* In a forked child the registry's lock may be held by a lost thread. */
-	if (!ms_forked)
-		urcu_memb_unregister_thread();
-	ms_rcu_registered = false;
-}
-
-/*
- * A parent thread that was inside a read-side section when another forked
- * stays inside it forever in the child, so the child's first grace period
- * never ends.  The library refuses work in the child instead (-ECHILD).
- */
 static void rcu_after_fork_child(void)
 {
 	__atomic_store_n(&ms_forked, true, __ATOMIC_RELAXED);
 }
 
-static void rcu_init_once(void)
+__attribute__((constructor)) static void rcu_init(void)
 {
 	pthread_atfork(NULL, NULL, rcu_after_fork_child);
-	pthread_key_create(&rcu_thread_key, rcu_thread_exit);
 	ms_lockdep_init_map(&ms_rcu_map, "rcu_read_lock", MS_LOCK_RCU);
 	ms_lockdep_init_map(&ms_spte_rcu_map, "spte_read_lock", MS_LOCK_RCU);
 }
 
-/* Entry readers may run before any memslot reader: name their map early. */
-__attribute__((constructor)) static void rcu_init(void)
+void ms_rcu_anon_enter(struct ms_vm *vm, enum ms_rcu_domain d)
 {
-	pthread_once(&rcu_once, rcu_init_once);
+	atomic_fetch_add_explicit(&vm->rcu_anon_readers[d], 1, memory_order_seq_cst);
 }
 
-void ms_rcu_register_thread(void)
+void ms_rcu_anon_exit(struct ms_vm *vm, enum ms_rcu_domain d)
 {
-	pthread_once(&rcu_once, rcu_init_once);
-	urcu_memb_register_thread();
-	/* Any non-NULL value makes the destructor run at thread exit. */
-	pthread_setspecific(rcu_thread_key, &ms_rcu_registered);
-	ms_rcu_registered = true;
+	atomic_fetch_sub_explicit(&vm->rcu_anon_readers[d], 1, memory_order_release);
 }
 
-void ms_synchronize_rcu(void)
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/*
+ * Sections are short (a copy, a walk) but may be preempted or, for memslot
+ * RCU, block in get_frame: spin a little, then give the CPU away, then
+ * sleep in short steps.
+ */
+static void backoff(unsigned int *attempt)
+{
+	unsigned int i = (*attempt)++;
+
+	if (i < 256) {
+		cpu_relax();
+	} else if (i < 320) {
+		sched_yield();
+	} else {
+		struct timespec ts = { 0, 20000 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+void ms_rcu_wait_for_readers(struct ms_vm *vm, enum ms_rcu_domain d)
+{
+	unsigned int attempt = 0;
+
+	/* What the caller unpublished is seen by any section that this misses. */
+	atomic_thread_fence(memory_order_seq_cst);
+	ms_for_each_thread_rec(vm, rec)
+	{
+		uint32_t seq = atomic_load_explicit(&rec->rcu_seq[d], memory_order_acquire);
+
+		if (!(seq & 1))
+			continue;
+		while (atomic_load_explicit(&rec->rcu_seq[d], memory_order_acquire) == seq)
+			backoff(&attempt);
+	}
+	while (atomic_load_explicit(&vm->rcu_anon_readers[d], memory_order_acquire))
+		backoff(&attempt);
+}
+
+void ms_synchronize_rcu(struct ms_vm *vm)
 {
 	ms_might_sleep("synchronize_rcu");
-	urcu_memb_synchronize_rcu();
-#ifdef MS_TSAN
-	__tsan_acquire(&ms_rcu_tsan_token);
-#endif
+	ms_rcu_wait_for_readers(vm, MS_RCU_MEMSLOTS);
 }
 
-void ms_synchronize_spte_readers(void)
+void ms_synchronize_spte_readers(struct ms_vm *vm)
 {
 	ms_might_sleep("synchronize_rcu (entries)");
-	urcu_bp_synchronize_rcu();
-#ifdef MS_TSAN
-	__tsan_acquire(&ms_spte_rcu_tsan_token);
-#endif
+	ms_rcu_wait_for_readers(vm, MS_RCU_ENTRIES);
 }

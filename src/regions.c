@@ -34,7 +34,7 @@ int ms_gpa_to_hva(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, size_t *le
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	slot = gfn_index_find(ms_active_memslots(vm, as_id)->gfn_index, gpa >> MS_PAGE_SHIFT);
 	if (slot && !(slot->flags & MS_MEMSLOT_INVALID) &&
 	    !(write && (slot->flags & MS_MEM_READONLY))) {
@@ -43,7 +43,7 @@ int ms_gpa_to_hva(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, size_t *le
 		*len = *len < room ? *len : room;
 		r = 0;
 	}
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 	return r;
 }
 
@@ -55,11 +55,11 @@ int ms_find_region(struct ms_vm *vm, unsigned int as_id, uint64_t gpa, struct ms
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	slot = gfn_index_find(ms_active_memslots(vm, as_id)->gfn_index, gpa >> MS_PAGE_SHIFT);
 	if (slot)
 		region_of(slot, out);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 	return slot ? 0 : -ENOENT;
 }
 
@@ -89,10 +89,10 @@ int ms_get_memory_map(struct ms_vm *vm, unsigned int as_id, struct ms_region *ou
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	gfn_index_for_each_overlap(ms_active_memslots(vm, as_id)->gfn_index, 0, UINT64_MAX,
 				    copy_visit, &c);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 	*n = c.n;
 	return c.n > max ? -ENOSPC : 0;
 }
@@ -120,9 +120,9 @@ int ms_get_region(struct ms_vm *vm, uint32_t slot, struct ms_region *out)
 	if (ms_in_forked_child())
 		return -ECHILD;
 	/* A walk of the published set: id_to_slot belongs to the updater. */
-	ms_rcu_read_lock();
+	ms_rcu_read_lock(vm);
 	gfn_index_for_each_overlap(ms_active_memslots(vm, as_id)->gfn_index, 0, UINT64_MAX,
 				    id_visit, &c);
-	ms_rcu_read_unlock();
+	ms_rcu_read_unlock(vm);
 	return c.found ? 0 : -ENOENT;
 }

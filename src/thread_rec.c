@@ -105,7 +105,8 @@ static struct ms_thread_rec *rec_claim(struct ms_vm *vm)
 {
 	struct ms_thread_rec *rec;
 
-	ms_for_each_thread_rec(vm, free_rec) {
+	ms_for_each_thread_rec(vm, free_rec)
+	{
 		bool unused = false;
 
 		if (atomic_compare_exchange_strong(&free_rec->in_use, &unused, true))
@@ -194,8 +195,12 @@ struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, 
 		atomic_store_explicit(&inv->decision, MS_INV_UNDECIDED, memory_order_relaxed);
 		inv->opened = ++rec->opens;
 		atomic_store_explicit(&rec->last, i, memory_order_relaxed);
-		/* Readers that see it open see its range: pairs with their acquire. */
-		atomic_store_explicit(&inv->seq, seq + 1, memory_order_release);
+		/*
+		 * Readers that see it open see its range.  Locked: the full barrier
+		 * between this store and the start's reads of the fair gate's
+		 * announcement, whose updater pairs it with a fence (gate_fair.c).
+		 */
+		atomic_exchange_explicit(&inv->seq, seq + 1, memory_order_seq_cst);
 		return inv;
 	}
 	return NULL;
@@ -235,7 +240,8 @@ struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec
 	if (inv)
 		return inv;
 	/* An end on another thread than its start: the slow way. */
-	ms_for_each_thread_rec(vm, other) {
+	ms_for_each_thread_rec(vm, other)
+	{
 		if (other != rec && (inv = rec_find(other, start, end)))
 			return inv;
 	}
@@ -250,15 +256,16 @@ bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv)
 	if (!(seq & 1))
 		return false;
 	/*
-	 * Release: an updater that sees it closed sees the end's work done.
+	 * An updater that sees it closed sees the end's work done; locked, so
+	 * the end's read of the fair gate's update_waiting comes after it.
 	 * Only a second end of the same start could race the owner's store.
 	 */
 	if (owner) {
-		atomic_store_explicit(&inv->seq, seq + 1, memory_order_release);
+		atomic_exchange_explicit(&inv->seq, seq + 1, memory_order_seq_cst);
 		return true;
 	}
 	return atomic_compare_exchange_strong_explicit(&inv->seq, &seq, seq + 1,
-						       memory_order_release, memory_order_relaxed);
+						       memory_order_seq_cst, memory_order_relaxed);
 }
 
 bool ms_rec_holds(const struct ms_thread_rec *rec, uint64_t lo, uint64_t hi, enum ms_hold which)
@@ -297,7 +304,8 @@ bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi)
 
 	if (!in_union)
 		return false;
-	ms_for_each_thread_rec(vm, rec) {
+	ms_for_each_thread_rec(vm, rec)
+	{
 		if (ms_rec_holds(rec, lo, hi, MS_HOLD_LOCKED))
 			return true;
 	}

@@ -36,10 +36,16 @@ struct ms_open_inv {
 
 enum { MS_INV_UNDECIDED, MS_INV_ELIDED, MS_INV_UNELIDED };
 
+/* The read-side domains of rcu.h. */
+enum ms_rcu_domain { MS_RCU_MEMSLOTS, MS_RCU_ENTRIES, MS_RCU_DOMAINS };
+
 struct ms_thread_rec {
 	struct ms_thread_rec *next; /* vm->thread_recs, never unlinked */
 	_Atomic bool in_use;	    /* a live thread owns it */
-	uint64_t opens;		    /* owner only */
+	/* rcu.h: odd while the owner is inside a section of the domain. */
+	_Atomic uint32_t rcu_seq[MS_RCU_DOMAINS];
+	uint32_t rcu_nesting[MS_RCU_DOMAINS]; /* owner only */
+	uint64_t opens;			      /* owner only */
 	/* The entry opened last: where the matching end usually is. */
 	_Atomic unsigned int last;
 	/* Starts past MS_THREAD_REC_ENTRIES deep: unelided, their ends not matched. */
@@ -57,16 +63,16 @@ struct ms_thread_rec *ms_thread_rec_get(struct ms_vm *vm);
 /* The calling thread's record for vm if it has one: never sleeps, never allocates. */
 struct ms_thread_rec *ms_thread_rec_peek(const struct ms_vm *vm);
 /* Visit every record of vm (racy snapshot of live ones). */
-#define ms_for_each_thread_rec(vm, rec)                                                 \
-	for (struct ms_thread_rec *rec =                                                \
-		 atomic_load_explicit(&(vm)->thread_recs, memory_order_acquire);        \
+#define ms_for_each_thread_rec(vm, rec)                                          \
+	for (struct ms_thread_rec *rec =                                         \
+		 atomic_load_explicit(&(vm)->thread_recs, memory_order_acquire); \
 	     rec; rec = rec->next)
 int ms_thread_recs_init(struct ms_vm *vm);
 void ms_thread_recs_destroy(struct ms_vm *vm);
 
 /* Owner-only increment: no locked instruction, readers see whole values. */
-#define ms_rec_inc(rec, field)                                                                  \
-	atomic_store_explicit(&(rec)->field,                                                   \
+#define ms_rec_inc(rec, field)                                                               \
+	atomic_store_explicit(&(rec)->field,                                                 \
 			      atomic_load_explicit(&(rec)->field, memory_order_relaxed) + 1, \
 			      memory_order_relaxed)
 

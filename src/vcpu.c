@@ -51,9 +51,9 @@ int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool w
 	view = ms_vcpu_hit(vcpu, as_id, ms_active_memslots(vcpu->vm, as_id), gfn);
 	if (!view) {
 		/* The index of a set that stops being active is reused after a grace period. */
-		ms_rcu_read_lock();
+		ms_rcu_read_lock(vcpu->vm);
 		view = ms_vcpu_slot_view(vcpu, as_id, ms_active_memslots(vcpu->vm, as_id), gfn);
-		ms_rcu_read_unlock();
+		ms_rcu_read_unlock(vcpu->vm);
 	}
 	if (view && !(view->flags & MS_MEMSLOT_INVALID) &&
 	    !(write && (view->flags & MS_MEM_READONLY))) {
@@ -90,7 +90,7 @@ static bool access_entry(struct ms_vcpu *vcpu, const struct access *a, uint64_t 
 	char *frame;
 	bool hit;
 
-	ms_spte_read_lock();
+	ms_spte_read_lock(vcpu->vm);
 	spte = ms_spte_lookup(&vcpu->vm->mmu, a->as_id, gfn);
 	hit = spte && (!a->write || (spte & MS_SPTE_WRITABLE));
 	if (hit) {
@@ -101,7 +101,7 @@ static bool access_entry(struct ms_vcpu *vcpu, const struct access *a, uint64_t 
 		else
 			memcpy(buf, frame, len);
 	}
-	ms_spte_read_unlock();
+	ms_spte_read_unlock(vcpu->vm);
 	return hit;
 }
 
@@ -113,9 +113,9 @@ static int access_page(struct ms_vcpu *vcpu, const struct access *a, uint64_t gp
 	int r;
 
 	while (!access_entry(vcpu, a, gpa, buf, len)) {
-		ms_rcu_read_lock();
+		ms_rcu_read_lock(vcpu->vm);
 		r = ms_mmu_fault(vcpu, a->as_id, gpa >> MS_PAGE_SHIFT, a->write);
-		ms_rcu_read_unlock();
+		ms_rcu_read_unlock(vcpu->vm);
 		if (r == -EAGAIN)
 			fault_backoff(attempt++);
 		else if (r)

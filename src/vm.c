@@ -105,8 +105,8 @@ void ms_vm_destroy(struct ms_vm *vm)
 	 * KVM's kvm_destroy_vm; nobody can be waiting on it, so it is dropped.
 	 * Readers may have seen memslots or entries a moment ago: let them finish.
 	 */
-	ms_synchronize_rcu();
-	ms_synchronize_spte_readers();
+	ms_synchronize_rcu(vm);
+	ms_synchronize_spte_readers(vm);
 	ms_mmu_destroy(vm);
 	ms_memslots_destroy(vm);
 	vm->gate_ops->destroy(vm);

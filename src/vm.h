@@ -108,6 +108,9 @@ struct ms_vm {
 	struct ms_pfn_cache *pfn_caches; /* pfn_caches_lock */
 	_Atomic unsigned int nr_pfn_caches;
 
+	/* rcu.h: sections of threads that could not get a record. */
+	_Atomic unsigned long rcu_anon_readers[MS_RCU_DOMAINS];
+
 	/* Every thread's record of its invalidations on this VM (thread_rec.h). */
 	struct ms_thread_rec *_Atomic thread_recs;
 	struct ms_mutex thread_recs_lock;

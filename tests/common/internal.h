@@ -14,9 +14,9 @@ static inline bool test_spte_present(struct ms_vm *vm, unsigned int as_id, uint6
 {
 	uintptr_t spte;
 
-	ms_spte_read_lock();
+	ms_spte_read_lock(vm);
 	spte = ms_spte_lookup(&vm->mmu, as_id, gfn);
-	ms_spte_read_unlock();
+	ms_spte_read_unlock(vm);
 	return spte != 0;
 }
 

@@ -76,9 +76,9 @@ static bool writable(struct fixture *f, uint64_t page)
 {
 	uintptr_t spte;
 
-	ms_spte_read_lock();
+	ms_spte_read_lock(f->vm);
 	spte = ms_spte_lookup(&f->vm->mmu, 0, (GPA >> MS_PAGE_SHIFT) + page);
-	ms_spte_read_unlock();
+	ms_spte_read_unlock(f->vm);
 	return spte & MS_SPTE_WRITABLE;
 }
 

@@ -192,9 +192,9 @@ static void second_start_waits(bool first_is_delete)
 		z1.delete = test_region(0, 0, GPA, 0, h, 0);
 	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
 	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA, &c, 1), 0);
-	ms_spte_read_lock();
+	ms_spte_read_lock(vm);
 	spte = ms_spte_lookup(&vm->mmu, 0, GPA >> MS_PAGE_SHIFT);
-	ms_spte_read_unlock();
+	ms_spte_read_unlock(vm);
 	trap.armed = (char *)(spte & ~MS_SPTE_WRITABLE);
 	assert_int_equal(mprotect(trap.armed, MS_PAGE_SIZE, PROT_NONE), 0);
 
@@ -240,9 +240,9 @@ static uintptr_t frame_of(struct ms_vm *vm, uint64_t gpa)
 {
 	uintptr_t spte;
 
-	ms_spte_read_lock();
+	ms_spte_read_lock(vm);
 	spte = ms_spte_lookup(&vm->mmu, 0, gpa >> MS_PAGE_SHIFT);
-	ms_spte_read_unlock();
+	ms_spte_read_unlock(vm);
 	return spte & ~MS_SPTE_WRITABLE;
 }
 
