@@ -44,7 +44,7 @@ printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }
 	>"$out/probe.c"
 clang -fsanitize=fuzzer "$out/probe.c" -o "$out/probe" >/dev/null 2>&1 ||
 	skip "clang cannot link libFuzzer (libclang-rt-dev missing)"
-clang -std=gnu11 -D_GNU_SOURCE -DMS_RCU_OUT_OF_LINE -g -O1 -Wall -Wextra \
+clang -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra \
 	-Wno-unused-parameter -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -I"$top/include" -I"$top/src" \
 	"$top"/src/*.c "$top/tests/fuzz/fuzz_memslots.c" -o "$bin" \

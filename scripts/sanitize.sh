@@ -28,7 +28,6 @@ stress() {
 for kind in $kinds; do
 	dir=build-$(echo "$kind" | cut -d, -f1 | sed 's/address/asan/; s/thread/tsan/')
 	[ -f "$dir/build.ninja" ] || CC=clang meson setup "$dir" -Db_sanitize="$kind" -Db_lundef=false \
-		-Dc_args=-DMS_RCU_OUT_OF_LINE \
 		--buildtype=debugoptimized >/dev/null
 	ninja -C "$dir" >/dev/null
 	meson test -C "$dir" --print-errorlogs --suite unit

@@ -142,7 +142,7 @@ bool ms_update_waits_for_this_thread(struct ms_vm *vm);
 /* A memslot update took [gfn, end) of as_id away: tell the embedder's caches. */
 void ms_notify_gfn_range(struct ms_vm *vm, unsigned int as_id, uint64_t gfn, uint64_t end);
 
-/* rcu.c: in a child of fork() liburcu's registry holds threads that do not exist. */
+/* rcu.c: in a child of fork() records of lost threads may stay inside sections. */
 extern bool ms_forked;
 static inline bool ms_in_forked_child(void)
 {
