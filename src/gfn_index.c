@@ -76,6 +76,10 @@ struct gfn_index {
 	unsigned int levels;
 	struct gfn_leaf **leaf;
 	unsigned long nr_leaves, capacity;
+	/* Arrays a reservation grew, for the next insertion to adopt. */
+	uint64_t *grown_level[MAX_LEVELS];
+	struct gfn_leaf **grown_leaf;
+	unsigned long grown_capacity;
 	unsigned long count;
 	struct gfn_leaf *spares;
 	unsigned long nr_spares;
@@ -131,28 +135,74 @@ static unsigned long groups_of(unsigned long n)
 	return (n + GROUP - 1) / GROUP;
 }
 
-/* Level k's array resized for a level 0 of cap entries, padding kept. */
-static int level_grow(struct gfn_index *index, unsigned int k, unsigned long cap)
+/* Entries allocated for level k when level 0 has room for cap. */
+static unsigned long level_size(unsigned long cap, unsigned int k)
 {
-	unsigned long old = index->capacity, n;
-	uint64_t *level;
-
-	for (unsigned int i = 0; i < k; i++) {
+	for (unsigned int i = 0; i < k; i++)
 		cap = groups_of(cap);
-		old = groups_of(old);
+	return groups_of(cap) * GROUP;
+}
+
+static void free_arrays(uint64_t **level, struct gfn_leaf ***leaf)
+{
+	for (unsigned int k = 0; k < MAX_LEVELS; k++) {
+		free(level[k]);
+		level[k] = NULL;
 	}
-	n = groups_of(cap) * GROUP;
-	level = aligned_alloc(64, n * sizeof(*level));
-	if (!level)
+	free(*leaf);
+	*leaf = NULL;
+}
+
+/*
+ * Bigger arrays for a level 0 of cap entries, set aside: a reservation
+ * runs on the active set too, whose arrays readers may be using, so the
+ * next insertion adopts them (only the inactive set is ever changed).
+ */
+static int arrays_grow(struct gfn_index *index, unsigned long cap)
+{
+	free_arrays(index->grown_level, &index->grown_leaf);
+	index->grown_capacity = 0;
+	index->grown_leaf = malloc(cap * sizeof(*index->grown_leaf));
+	if (!index->grown_leaf)
 		return -ENOMEM;
-	old = index->level[k] ? groups_of(old) * GROUP : 0;
-	if (old)
-		memcpy(level, index->level[k], old * sizeof(*level));
-	for (unsigned long i = old; i < n; i++)
-		level[i] = UINT64_MAX;
-	free(index->level[k]);
-	index->level[k] = level;
+	for (unsigned int k = 0; k < MAX_LEVELS; k++) {
+		unsigned long n = level_size(cap, k);
+
+		index->grown_level[k] = aligned_alloc(64, n * sizeof(uint64_t));
+		if (!index->grown_level[k]) {
+			free_arrays(index->grown_level, &index->grown_leaf);
+			return -ENOMEM;
+		}
+	}
+	index->grown_capacity = cap;
 	return 0;
+}
+
+/* Move to the arrays a reservation grew, if any: no reader sees the index. */
+static void arrays_adopt(struct gfn_index *index)
+{
+	unsigned long cap = index->grown_capacity;
+
+	if (!cap)
+		return;
+	for (unsigned int k = 0; k < MAX_LEVELS; k++) {
+		unsigned long old = index->level[k] ? level_size(index->capacity, k) : 0;
+		unsigned long n = level_size(cap, k);
+
+		if (old)
+			memcpy(index->grown_level[k], index->level[k], old * sizeof(uint64_t));
+		for (unsigned long i = old; i < n; i++)
+			index->grown_level[k][i] = UINT64_MAX;
+	}
+	if (index->nr_leaves)
+		memcpy(index->grown_leaf, index->leaf, index->nr_leaves * sizeof(*index->leaf));
+	free_arrays(index->level, &index->leaf);
+	memcpy(index->level, index->grown_level, sizeof(index->level));
+	index->leaf = index->grown_leaf;
+	index->capacity = cap;
+	memset(index->grown_level, 0, sizeof(index->grown_level));
+	index->grown_leaf = NULL;
+	index->grown_capacity = 0;
 }
 
 /* Room for `leaves` more leaves and their fences.  0 or -ENOMEM. */
@@ -160,17 +210,11 @@ static int reserve_leaves(struct gfn_index *index, unsigned long leaves)
 {
 	unsigned long need = index->nr_leaves + leaves;
 
-	if (need > index->capacity) {
+	if (need > index->capacity && need > index->grown_capacity) {
 		unsigned long cap = need > 2 * index->capacity ? need : 2 * index->capacity;
-		struct gfn_leaf **leaf = realloc(index->leaf, cap * sizeof(*leaf));
 
-		if (!leaf)
+		if (arrays_grow(index, cap))
 			return -ENOMEM;
-		index->leaf = leaf;
-		for (unsigned int k = 0; k < MAX_LEVELS; k++)
-			if (level_grow(index, k, cap))
-				return -ENOMEM;
-		index->capacity = cap;
 	}
 	while (index->nr_spares < leaves) {
 		struct gfn_leaf *l = aligned_alloc(64, sizeof(*l));
@@ -194,6 +238,7 @@ struct gfn_index *gfn_index_create(unsigned int max_ids)
 		gfn_index_destroy(index);
 		return NULL;
 	}
+	arrays_adopt(index);
 	index->leaf[0] = leaf_take(index);
 	index->nr_leaves = 1;
 	index->levels = 1;
@@ -207,9 +252,8 @@ void gfn_index_destroy(struct gfn_index *index)
 	gfn_index_trim(index);
 	while (index->spares)
 		free(leaf_take(index));
-	for (unsigned int k = 0; k < MAX_LEVELS; k++)
-		free(index->level[k]);
-	free(index->leaf);
+	free_arrays(index->level, &index->leaf);
+	free_arrays(index->grown_level, &index->grown_leaf);
 	free(index->by_id);
 	free(index);
 }
@@ -487,12 +531,17 @@ static struct gfn_leaf *leaf_split(struct gfn_index *index, unsigned long li, un
 void gfn_index_insert_reserved(struct gfn_index *index, const struct ms_memslot *slot)
 {
 	uint64_t gfn = slot->base_gfn;
-	unsigned long li = fence_rank(index, gfn);
 	struct gfn_entry e = entry_of(slot);
-	struct gfn_leaf *l = index->leaf[li];
-	unsigned int i = leaf_rank(l, gfn);
-	bool split = l->nr == LEAF_KEYS;
+	unsigned long li;
+	struct gfn_leaf *l;
+	unsigned int i;
+	bool split;
 
+	arrays_adopt(index);
+	li = fence_rank(index, gfn);
+	l = index->leaf[li];
+	i = leaf_rank(l, gfn);
+	split = l->nr == LEAF_KEYS;
 	if (split)
 		l = leaf_split(index, li, &i);
 	leaf_insert_at(l, i, gfn, &e);
