@@ -51,5 +51,7 @@ void create_pinned(pthread_t *t, int cpu, void *(*fn)(void *), void *arg);
 
 /* memslot_perf.c */
 void scenario_memslot_perf(void);
+/* zap.c */
+void scenario_zap(void);
 
 #endif /* MEMSLOTS_BENCH_H */
