@@ -33,9 +33,7 @@
 #include <stdbool.h>
 
 #include "memslots_lockdep.h"
-#include "thread_rec.h"
-
-struct ms_vm;
+#include "vm.h"
 
 extern struct ms_lockdep_map ms_rcu_map;
 extern struct ms_lockdep_map ms_spte_rcu_map;

@@ -12,13 +12,7 @@
 
 #include "vm.h"
 
-struct rec_ref {
-	uint64_t vm_serial;
-	struct ms_thread_rec *rec;
-	struct rec_ref *next;
-};
-
-static __thread struct rec_ref *recs_here;
+__thread struct ms_rec_ref *ms_recs_here;
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t *live_vms; /* live_lock */
@@ -37,16 +31,16 @@ static bool vm_live_locked(uint64_t serial)
 /* Thread exit: records of VMs still alive go back for reuse. */
 static void recs_thread_exit(void *unused)
 {
-	struct rec_ref *ref, *next;
+	struct ms_rec_ref *ref, *next;
 
 	pthread_mutex_lock(&live_lock);
-	for (ref = recs_here; ref; ref = next) {
+	for (ref = ms_recs_here; ref; ref = next) {
 		next = ref->next;
 		if (vm_live_locked(ref->vm_serial))
 			atomic_store_explicit(&ref->rec->in_use, false, memory_order_release);
 		free(ref);
 	}
-	recs_here = NULL;
+	ms_recs_here = NULL;
 	pthread_mutex_unlock(&live_lock);
 }
 
@@ -125,34 +119,31 @@ static struct ms_thread_rec *rec_claim(struct ms_vm *vm)
 }
 
 /* The caller's reference for vm, moved to the front; NULL if it has none. */
-static struct rec_ref *ref_find(const struct ms_vm *vm)
+static struct ms_rec_ref *ref_find(const struct ms_vm *vm)
 {
-	struct rec_ref **link, *ref;
+	struct ms_rec_ref **link, *ref;
 
-	for (link = &recs_here; (ref = *link); link = &ref->next) {
+	for (link = &ms_recs_here; (ref = *link); link = &ref->next) {
 		if (ref->vm_serial != vm->serial)
 			continue;
 		*link = ref->next; /* most recently used first */
-		ref->next = recs_here;
-		recs_here = ref;
+		ref->next = ms_recs_here;
+		ms_recs_here = ref;
 		return ref;
 	}
 	return NULL;
 }
 
-struct ms_thread_rec *ms_thread_rec_peek(const struct ms_vm *vm)
+struct ms_thread_rec *ms_thread_rec_peek_slow(const struct ms_vm *vm)
 {
-	struct rec_ref *ref = recs_here;
+	struct ms_rec_ref *ref = ref_find(vm);
 
-	if (__builtin_expect(ref && ref->vm_serial == vm->serial, 1))
-		return ref->rec;
-	ref = ref_find(vm);
 	return ref ? ref->rec : NULL;
 }
 
-static struct ms_thread_rec *rec_get_slow(struct ms_vm *vm)
+struct ms_thread_rec *ms_thread_rec_get_slow(struct ms_vm *vm)
 {
-	struct rec_ref *ref = ref_find(vm);
+	struct ms_rec_ref *ref = ref_find(vm);
 
 	if (ref)
 		return ref->rec;
@@ -165,20 +156,11 @@ static struct ms_thread_rec *rec_get_slow(struct ms_vm *vm)
 		return NULL;
 	}
 	ref->vm_serial = vm->serial;
-	ref->next = recs_here;
-	recs_here = ref;
+	ref->next = ms_recs_here;
+	ms_recs_here = ref;
 	/* Any non-NULL value makes the destructor run at thread exit. */
 	pthread_setspecific(recs_key, ref);
 	return ref->rec;
-}
-
-struct ms_thread_rec *ms_thread_rec_get(struct ms_vm *vm)
-{
-	struct rec_ref *ref = recs_here;
-
-	if (__builtin_expect(ref && ref->vm_serial == vm->serial, 1))
-		return ref->rec;
-	return rec_get_slow(vm);
 }
 
 struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, uint64_t end)

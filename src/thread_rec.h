@@ -58,10 +58,19 @@ struct ms_thread_rec {
 	struct ms_open_inv inv[MS_THREAD_REC_ENTRIES];
 } __attribute__((aligned(64)));
 
-/* The calling thread's record for vm, made on first use; NULL only without memory. May sleep. */
-struct ms_thread_rec *ms_thread_rec_get(struct ms_vm *vm);
-/* The calling thread's record for vm if it has one: never sleeps, never allocates. */
-struct ms_thread_rec *ms_thread_rec_peek(const struct ms_vm *vm);
+/*
+ * The calling thread's references to its records, the most recently used
+ * first, so finding the caller's record is one thread-local load and one
+ * compare (vm.h: ms_thread_rec_get, ms_thread_rec_peek).
+ */
+struct ms_rec_ref {
+	uint64_t vm_serial;
+	struct ms_thread_rec *rec;
+	struct ms_rec_ref *next;
+};
+extern __thread struct ms_rec_ref *ms_recs_here;
+struct ms_thread_rec *ms_thread_rec_get_slow(struct ms_vm *vm);
+struct ms_thread_rec *ms_thread_rec_peek_slow(const struct ms_vm *vm);
 /* Visit every record of vm (racy snapshot of live ones). */
 #define ms_for_each_thread_rec(vm, rec)                                          \
 	for (struct ms_thread_rec *rec =                                         \

@@ -39,28 +39,42 @@ void ms_vcpu_destroy(struct ms_vcpu *vcpu)
 	free(vcpu);
 }
 
+static int view_to_hva(const struct gfn_view *view, uint64_t gfn, bool write, uint64_t *hva)
+{
+	if (view->flags & (MS_MEMSLOT_INVALID | (write ? MS_MEM_READONLY : 0)))
+		return -EFAULT;
+	*hva = view->userspace_addr + ((gfn - view->base_gfn) << MS_PAGE_SHIFT);
+	return 0;
+}
+
+/* Out of line, so that a hit saves no registers and sets up no frame. */
+static __attribute__((noinline)) int gfn_to_hva_miss(struct ms_vcpu *vcpu, unsigned int as_id,
+						     uint64_t gfn, bool write, uint64_t *hva)
+{
+	struct ms_memslots *slots;
+
+	if (as_id >= vcpu->vm->cfg.address_spaces)
+		return -EINVAL;
+	/* The index of a set that stops being active is reused after a grace period. */
+	ms_rcu_read_lock(vcpu->vm);
+	slots = ms_vcpu_slot_lookup(vcpu, as_id, gfn);
+	ms_rcu_read_unlock(vcpu->vm);
+	return slots ? view_to_hva(&vcpu->last_used_slot[as_id].view, gfn, write, hva) : -EFAULT;
+}
+
 int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool write, uint64_t *hva)
 {
 	const struct gfn_view *view;
-	int r = -EFAULT;
 
-	if (!vcpu || !hva || as_id >= vcpu->vm->cfg.address_spaces)
+	/* Address spaces past the VM's have empty caches: their check can wait for a miss. */
+	if (!vcpu || !hva || as_id >= MS_MAX_ADDRESS_SPACES)
 		return -EINVAL;
 	if (ms_in_forked_child())
 		return -ECHILD;
-	view = ms_vcpu_hit(vcpu, as_id, ms_active_memslots(vcpu->vm, as_id), gfn);
-	if (!view) {
-		/* The index of a set that stops being active is reused after a grace period. */
-		ms_rcu_read_lock(vcpu->vm);
-		view = ms_vcpu_slot_view(vcpu, as_id, ms_active_memslots(vcpu->vm, as_id), gfn);
-		ms_rcu_read_unlock(vcpu->vm);
-	}
-	if (view && !(view->flags & MS_MEMSLOT_INVALID) &&
-	    !(write && (view->flags & MS_MEM_READONLY))) {
-		*hva = view->userspace_addr + ((gfn - view->base_gfn) << MS_PAGE_SHIFT);
-		r = 0;
-	}
-	return r;
+	view = ms_vcpu_hit(vcpu, as_id, gfn);
+	if (__builtin_expect(!view, 0))
+		return gfn_to_hva_miss(vcpu, as_id, gfn, write, hva);
+	return view_to_hva(view, gfn, write, hva);
 }
 
 /* A vCPU re-faulting while an invalidation or update is open: back off. */

@@ -117,9 +117,10 @@ struct ms_vm {
 };
 
 /*
- * A vCPU's last-used slot, as a copy of what translating through it needs:
- * valid while the active set's generation is the one it was copied under,
- * and read without RCU, since it points at nothing a update could free.
+ * A vCPU's last-used slot, as a copy of what translating through it needs,
+ * labelled with the VM's generation read before the set it came from: valid
+ * while no publish has happened since, in any address space.  Read without
+ * RCU, since it points at nothing an update could free.
  */
 struct ms_slot_cache {
 	uint64_t generation;
@@ -190,6 +191,26 @@ bool ms_for_each_hva_slot(struct ms_vm *vm, uint64_t start, uint64_t end, ms_hva
 			  void *ctx);
 uint64_t ms_memslot_gfn_to_hva(const struct ms_memslot *slot, uint64_t gfn);
 
+/* The calling thread's record for vm, made on first use; NULL only without memory. May sleep. */
+static inline struct ms_thread_rec *ms_thread_rec_get(struct ms_vm *vm)
+{
+	struct ms_rec_ref *ref = ms_recs_here;
+
+	if (__builtin_expect(ref && ref->vm_serial == vm->serial, 1))
+		return ref->rec;
+	return ms_thread_rec_get_slow(vm);
+}
+
+/* The calling thread's record for vm if it has one: never sleeps, never allocates. */
+static inline struct ms_thread_rec *ms_thread_rec_peek(const struct ms_vm *vm)
+{
+	struct ms_rec_ref *ref = ms_recs_here;
+
+	if (__builtin_expect(ref && ref->vm_serial == vm->serial, 1))
+		return ref->rec;
+	return ms_thread_rec_peek_slow(vm);
+}
+
 static inline struct ms_memslots *ms_active_memslots(struct ms_vm *vm, unsigned int as_id)
 {
 	/* Pairs with the release store in install_new_memslots(). */
@@ -197,44 +218,41 @@ static inline struct ms_memslots *ms_active_memslots(struct ms_vm *vm, unsigned 
 }
 
 /*
- * The vCPU's last-used slot if it holds gfn and slots, the active set of
- * as_id, is the set it was copied from.  Needs no RCU: the generation is read
- * after the set, and a set's generation is unique to one publish of it and
- * changes only before that publish and once after it, so a copy whose
- * generation the set still has describes what the set held when it was
- * loaded as the active one.
+ * The vCPU's last-used slot of as_id if it holds gfn and nothing was
+ * published since it was copied.  Needs no RCU: the copy was labelled with
+ * the generation read before the set was, and every publish stores the set
+ * before the generation, so an unchanged generation means the set the copy
+ * came from is still the active one.
  */
-static inline const struct gfn_view *ms_vcpu_hit(struct ms_vcpu *vcpu, unsigned int as_id,
-						 struct ms_memslots *slots, uint64_t gfn)
+static inline const struct gfn_view *ms_vcpu_hit(const struct ms_vcpu *vcpu, unsigned int as_id,
+						 uint64_t gfn)
 {
 	const struct ms_slot_cache *c = &vcpu->last_used_slot[as_id];
 
-	if (c->generation == atomic_load_explicit(&slots->generation, memory_order_relaxed) &&
+	if (c->generation == atomic_load_explicit(&vcpu->vm->generation, memory_order_acquire) &&
 	    gfn - c->view.base_gfn < c->view.npages)
 		return &c->view;
 	return NULL;
 }
 
 /*
- * The view of the slot holding gfn, invalid ones included, from the vCPU's
- * last-used slot or the index of slots, the active set of as_id; NULL if
- * no slot holds gfn.  Caller is in an RCU read side.
+ * Look gfn up in the active set of as_id and make it the last-used slot;
+ * caller is in an RCU read side.  The set, or NULL if no slot holds gfn.
  */
-static inline const struct gfn_view *ms_vcpu_slot_view(struct ms_vcpu *vcpu, unsigned int as_id,
-						       struct ms_memslots *slots, uint64_t gfn)
+static inline struct ms_memslots *ms_vcpu_slot_lookup(struct ms_vcpu *vcpu, unsigned int as_id,
+						      uint64_t gfn)
 {
 	struct ms_slot_cache *c = &vcpu->last_used_slot[as_id];
-	uint64_t gen = atomic_load_explicit(&slots->generation, memory_order_relaxed);
-	const struct gfn_view *hit = ms_vcpu_hit(vcpu, as_id, slots, gfn);
-	struct gfn_view view;
+	uint64_t gen = atomic_load_explicit(&vcpu->vm->generation, memory_order_acquire);
+	struct ms_memslots *slots = ms_active_memslots(vcpu->vm, as_id);
 
-	if (hit)
-		return hit;
-	if (!gfn_index_lookup(slots->gfn_index, gfn, &view))
-		return NULL;
-	c->view = view;
+	/* Straight into the cache: a copy read back wider than it was written stalls. */
 	c->generation = gen;
-	return &c->view;
+	if (!gfn_index_lookup(slots->gfn_index, gfn, &c->view)) {
+		c->view.npages = 0;
+		return NULL;
+	}
+	return slots;
 }
 
 /*
@@ -244,10 +262,18 @@ static inline const struct gfn_view *ms_vcpu_slot_view(struct ms_vcpu *vcpu, uns
 static inline const struct ms_memslot *ms_vcpu_gfn_to_memslot(struct ms_vcpu *vcpu,
 							      unsigned int as_id, uint64_t gfn)
 {
+	const struct gfn_view *view = ms_vcpu_hit(vcpu, as_id, gfn);
 	struct ms_memslots *slots = ms_active_memslots(vcpu->vm, as_id);
-	const struct gfn_view *view = ms_vcpu_slot_view(vcpu, as_id, slots, gfn);
+	const struct ms_memslot *slot;
 
-	return view ? gfn_index_slot(slots->gfn_index, view->id) : NULL;
+	/* A publish after the hit's check may have replaced the slot: then look again. */
+	if (view) {
+		slot = gfn_index_slot(slots->gfn_index, view->id);
+		if (slot && gfn - slot->base_gfn < slot->npages)
+			return slot;
+	}
+	slots = ms_vcpu_slot_lookup(vcpu, as_id, gfn);
+	return slots ? gfn_index_slot(slots->gfn_index, vcpu->last_used_slot[as_id].view.id) : NULL;
 }
 
 static inline uint64_t ms_now_ns(void)
