@@ -151,6 +151,19 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 	sed -n '/^== dirty-log/,/^$/p' "$out"
 	echo '```'
 	echo
+	echo "## Zaps with a vCPU running"
+	echo
+	echo "A blockable invalidation start over a page whose entry a vCPU on the other core is reading"
+	echo "through: it zaps the entry, waits until no access of that vCPU can still use the frame, and"
+	echo "puts the frame (KVM's TLB flush with a vCPU in guest mode); beside it, the same start with no"
+	echo "vCPU running. No kernel column: timing KVM's flush needs a guest. In this run:"
+	echo
+	sentences zap
+	echo
+	echo '```'
+	sed -n '/^== zap/,/^$/p' "$out"
+	echo '```'
+	echo
 	echo "## memslot_perf_test"
 	echo
 	echo "The tests of Linux KVM's selftest memslot_perf_test run against memslots with upstream's"
