@@ -55,6 +55,7 @@ static inline void ms_rcu_enter(struct ms_vm *vm, enum ms_rcu_domain d)
 
 		/* Locked, so the section's loads cannot pass it: pairs with the waiter's fence. */
 		atomic_exchange_explicit(&rec->rcu_seq[d], seq + 1, memory_order_seq_cst);
+		ms_exchange_barrier();
 	}
 }
 

@@ -94,7 +94,24 @@ void ms_thread_recs_destroy(struct ms_vm *vm)
 	ms_mutex_destroy(&vm->thread_recs_lock);
 }
 
-/* A record of vm no thread owns, or a new one; NULL without memory. */
+/*
+ * Nothing of a previous owner is left open in rec: a thread that exited
+ * with an invalidation open (its end may come from another thread) leaves
+ * the record to nobody until that end, or the new owner would be taken for
+ * its holder (-EDEADLK on its own accesses and updates).  Only the owner
+ * opens entries, so an unowned record that is idle stays idle.
+ */
+static bool rec_idle(const struct ms_thread_rec *rec)
+{
+	if (atomic_load_explicit(&rec->untracked_open, memory_order_acquire))
+		return false;
+	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++)
+		if (ms_open_inv_is_open(&rec->inv[i]))
+			return false;
+	return true;
+}
+
+/* A record of vm no thread owns and none holds open, or a new one; NULL without memory. */
 static struct ms_thread_rec *rec_claim(struct ms_vm *vm)
 {
 	struct ms_thread_rec *rec;
@@ -103,6 +120,9 @@ static struct ms_thread_rec *rec_claim(struct ms_vm *vm)
 	{
 		bool unused = false;
 
+		if (atomic_load_explicit(&free_rec->in_use, memory_order_relaxed) ||
+		    !rec_idle(free_rec))
+			continue;
 		if (atomic_compare_exchange_strong(&free_rec->in_use, &unused, true))
 			return free_rec;
 	}
@@ -183,6 +203,7 @@ struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, 
 		 * announcement, whose updater pairs it with a fence (gate_fair.c).
 		 */
 		atomic_exchange_explicit(&inv->seq, seq + 1, memory_order_seq_cst);
+		ms_exchange_barrier();
 		return inv;
 	}
 	return NULL;
@@ -244,10 +265,12 @@ bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv)
 	 */
 	if (owner) {
 		atomic_exchange_explicit(&inv->seq, seq + 1, memory_order_seq_cst);
-		return true;
+	} else if (!atomic_compare_exchange_strong_explicit(
+		       &inv->seq, &seq, seq + 1, memory_order_seq_cst, memory_order_relaxed)) {
+		return false;
 	}
-	return atomic_compare_exchange_strong_explicit(&inv->seq, &seq, seq + 1,
-						       memory_order_seq_cst, memory_order_relaxed);
+	ms_exchange_barrier();
+	return true;
 }
 
 bool ms_rec_holds(const struct ms_thread_rec *rec, uint64_t lo, uint64_t hi, enum ms_hold which)

@@ -79,6 +79,19 @@ struct ms_thread_rec *ms_thread_rec_peek_slow(const struct ms_vm *vm);
 int ms_thread_recs_init(struct ms_vm *vm);
 void ms_thread_recs_destroy(struct ms_vm *vm);
 
+/*
+ * After a locked exchange that must keep the caller's later loads after its
+ * store (rcu.h, the fair gate's entries).  On x86 the exchange is that full
+ * barrier by itself; elsewhere (AArch64's exclusive pairs) later loads may
+ * pass the store, and C11 promises nothing for non-seq_cst loads: fence.
+ */
+static inline void ms_exchange_barrier(void)
+{
+#if !defined(__x86_64__) && !defined(__i386__)
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
 /* Owner-only increment: no locked instruction, readers see whole values. */
 #define ms_rec_inc(rec, field)                                                               \
 	atomic_store_explicit(&(rec)->field,                                                 \

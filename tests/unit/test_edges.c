@@ -30,10 +30,10 @@
  * microseconds to show, while a right one (a thread that must stay blocked)
  * does not depend on it.
  */
-#define wait_briefly(cond)                                               \
-	({                                                               \
-		int __tries = 0;                                         \
-		while (!(cond) && __tries++ < 2000)                      \
+#define wait_briefly(cond)                                                \
+	({                                                                \
+		int __tries = 0;                                          \
+		while (!(cond) && __tries++ < 2000)                       \
 			nanosleep(&(struct timespec){ 0, 100000 }, NULL); \
 	})
 
@@ -102,7 +102,7 @@ static struct {
 	char *armed; /* the frame that traps */
 	atomic_bool trapped, release;
 	atomic_ulong got, put;
-	atomic_bool put_armed; /* the trapped frame was put */
+	atomic_bool put_armed;			/* the trapped frame was put */
 	atomic_bool block_puts, blocked_in_put; /* hold the next put until cleared */
 } trap;
 
@@ -308,8 +308,7 @@ static void test_gpa_beyond_width(void **state)
 	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
 	char *h = test_host_alloc(1);
 	static const uint64_t far[] = { 1ull << 52, (1ull << 52) + GPA, (1ull << 63) + GPA,
-					UINT64_MAX - MS_PAGE_SIZE + 1 + (GPA & 0xfff),
-					UINT64_MAX };
+					UINT64_MAX - MS_PAGE_SIZE + 1 + (GPA & 0xfff), UINT64_MAX };
 	struct ms_vcpu *vcpu;
 	uint64_t hva;
 	char buf[8] = "written";
@@ -360,8 +359,7 @@ static void test_configured_width(void **state)
 	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
 	assert_int_equal(ms_vcpu_read(vcpu, 0, r.guest_phys_addr, &c, 1), 0);
 	assert_int_equal(ms_vcpu_read(vcpu, 0, r.guest_phys_addr + MS_PAGE_SIZE, &c, 1), -EFAULT);
-	assert_int_equal(ms_vcpu_read(vcpu, 0, r.guest_phys_addr + (1ull << 36), &c, 1),
-			 -EFAULT);
+	assert_int_equal(ms_vcpu_read(vcpu, 0, r.guest_phys_addr + (1ull << 36), &c, 1), -EFAULT);
 	ms_vcpu_destroy(vcpu);
 	ms_vm_destroy(vm);
 	test_host_free(h, 1);
@@ -372,8 +370,8 @@ static void test_lookup_at_key_space_edges(void **state)
 {
 	struct ms_vm *vm = vm_new(MS_GATE_COUNT, NULL, NULL);
 	char *h = test_host_alloc(64);
-	static const uint64_t gfns[] = { 1ull << 40, (1ull << 40) - 1, 1ull << 52,
-					 UINT64_MAX - 1, UINT64_MAX };
+	static const uint64_t gfns[] = { 1ull << 40, (1ull << 40) - 1, 1ull << 52, UINT64_MAX - 1,
+					 UINT64_MAX };
 	struct ms_vcpu *vcpu;
 	uint64_t hva;
 
@@ -463,9 +461,8 @@ static void test_own_invalidation_union(void **state)
 	set_region(vm, 0, GPA, 16 * MS_PAGE_SIZE, h);
 	assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
 	assert_int_equal(ms_invalidate_range_start(vm, s, s + MS_PAGE_SIZE, true), 0);
-	assert_int_equal(ms_invalidate_range_start(vm, s + 10 * MS_PAGE_SIZE,
-						   s + 11 * MS_PAGE_SIZE, true),
-			 0);
+	assert_int_equal(
+	    ms_invalidate_range_start(vm, s + 10 * MS_PAGE_SIZE, s + 11 * MS_PAGE_SIZE, true), 0);
 	/* Between two open invalidations, in their union: no wait here. */
 	assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + 5 * MS_PAGE_SIZE, &c, 1), 0);
 	ms_invalidate_range_end(vm, s + 10 * MS_PAGE_SIZE, s + 11 * MS_PAGE_SIZE);
@@ -504,7 +501,8 @@ static void test_end_on_another_thread(void **state)
 		char *h = test_host_alloc(4);
 		uint64_t s = (uintptr_t)h;
 		struct end_thread t = { .vm = vm, .start = s, .end = s + MS_PAGE_SIZE };
-		struct ms_region r = test_region(0, 1, 2 * GPA, MS_PAGE_SIZE, h + 2 * MS_PAGE_SIZE, 0);
+		struct ms_region r =
+		    test_region(0, 1, 2 * GPA, MS_PAGE_SIZE, h + 2 * MS_PAGE_SIZE, 0);
 		struct ms_vcpu *vcpu;
 		char c;
 
@@ -521,6 +519,68 @@ static void test_end_on_another_thread(void **state)
 		ms_vcpu_destroy(vcpu);
 		ms_vm_destroy(vm);
 		test_host_free(h, 4);
+	}
+}
+
+struct left_open {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t start;
+	int result;
+	atomic_bool done;
+};
+
+static void *open_and_exit_main(void *arg)
+{
+	struct left_open *t = arg;
+
+	t->result = ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, true);
+	return NULL;
+}
+
+static void *access_main(void *arg)
+{
+	struct left_open *t = arg;
+	struct ms_vcpu *vcpu;
+	char c;
+
+	t->result = ms_vcpu_create(t->vm, &vcpu);
+	if (!t->result) {
+		t->result = ms_vcpu_read(vcpu, 0, GPA, &c, 1);
+		ms_vcpu_destroy(vcpu);
+	}
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
+/*
+ * A thread that exits with an invalidation open (its end comes from
+ * another thread) hands its record to nobody: a new thread taking it would
+ * be taken for the holder and get -EDEADLK instead of waiting for the end.
+ */
+static void test_start_left_open_by_exited_thread(void **state)
+{
+	static const enum ms_gate gates[] = { MS_GATE_COUNT, MS_GATE_FAIR };
+
+	for (size_t i = 0; i < sizeof(gates) / sizeof(gates[0]); i++) {
+		struct ms_vm *vm = vm_new(gates[i], NULL, NULL);
+		char *h = test_host_alloc(1);
+		struct left_open opener = { .vm = vm, .start = (uintptr_t)h };
+		struct left_open reader = { .vm = vm };
+
+		set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+		pthread_create(&opener.thread, NULL, open_and_exit_main, &opener);
+		pthread_join(opener.thread, NULL);
+		assert_int_equal(opener.result, 0);
+		pthread_create(&reader.thread, NULL, access_main, &reader);
+		usleep(50000);
+		assert_false(atomic_load(&reader.done));
+		ms_invalidate_range_end(vm, opener.start, opener.start + MS_PAGE_SIZE);
+		pthread_join(reader.thread, NULL);
+		assert_int_equal(reader.result, 0);
+		assert_int_equal(test_stats(vm).unmatched_ends, 0);
+		ms_vm_destroy(vm);
+		test_host_free(h, 1);
 	}
 }
 
@@ -613,7 +673,8 @@ static void test_fork_child_fails_cleanly(void **state)
 
 		alarm(20);
 		if (ms_set_memory_region(vm, &r) != -ECHILD ||
-		    ms_invalidate_range_start(vm, (uintptr_t)h, (uintptr_t)h + 1, true) != -ECHILD ||
+		    ms_invalidate_range_start(vm, (uintptr_t)h, (uintptr_t)h + 1, true) !=
+			-ECHILD ||
 		    ms_vcpu_create(vm, &vcpu) != -ECHILD || ms_vm_create(NULL, &other) != -ECHILD)
 			_exit(1);
 		ms_vm_destroy(vm);
@@ -673,6 +734,7 @@ int main(void)
 		cmocka_unit_test(test_own_invalidation_deadlock),
 		cmocka_unit_test(test_own_invalidation_union),
 		cmocka_unit_test(test_end_on_another_thread),
+		cmocka_unit_test(test_start_left_open_by_exited_thread),
 		cmocka_unit_test(test_rwsem_nonblockable_refuses),
 		cmocka_unit_test(test_fork_child_fails_cleanly),
 		cmocka_unit_test(test_null_arguments),
