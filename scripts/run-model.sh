@@ -20,7 +20,6 @@ set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 model_dir=$root/model
-pml=$model_dir/memslots.pml
 list=$model_dir/expected.txt
 run_timeout=${MODEL_RUN_TIMEOUT:-300} # seconds, per pan run
 
@@ -77,7 +76,7 @@ trap 'rm -rf "$tmp"' EXIT
 if [ -n "$replay" ]; then
 	[ -n "${run_mode[$replay]:-}" ] || { echo "no run named $replay in $list" >&2; exit 2; }
 	cd "$tmp" && mapfile -t defs < <(spin_defines "$replay")
-	spin -t -p -g -k "$model_dir/trails/$replay.trail" "${defs[@]}" "$pml"
+	spin -t -p -g -k "$model_dir/trails/$replay.trail" "${defs[@]}" "$(pml_of "$replay")"
 	exit
 fi
 
@@ -121,6 +120,11 @@ has_define() {
 	return 1
 }
 
+# The model a run checks: MODEL=NAME is model/NAME.pml, memslots.pml by default.
+pml_of() {
+	echo "$model_dir/$(define_of "$1" MODEL memslots).pml"
+}
+
 # count_of 2 remap remaps: "2 remaps"
 count_of() {
 	[ "$1" = 1 ] && echo "1 $2" || echo "$1 $3"
@@ -128,6 +132,11 @@ count_of() {
 
 bounds() {
 	local inv ops tries upd
+	if [ "$(define_of "$1" MODEL memslots)" = rcu ]; then
+		echo "1 reader x $(count_of "$(define_of "$1" READER_SECTIONS 2)" section sections)," \
+			"1 writer, TSO store buffers"
+		return
+	fi
 	inv=$(define_of "$1" N_INV 2)
 	ops=$(define_of "$1" INV_OPS 1)
 	tries=$(define_of "$1" FAULT_TRIES 2)
@@ -145,7 +154,7 @@ do_run() {
 	local -a defs
 	mkdir -p "$dir"
 	mapfile -t defs < <(spin_defines "$name")
-	if ! (cd "$dir" && spin -a "${defs[@]}" "$pml") >"$dir/spin.out" 2>&1; then
+	if ! (cd "$dir" && spin -a "${defs[@]}" "$(pml_of "$name")") >"$dir/spin.out" 2>&1; then
 		outcome[$name]="error: spin -a failed: $(tail -n 1 "$dir/spin.out")"
 		return
 	fi
@@ -187,12 +196,13 @@ do_run() {
 	printf '  run %s (%s): %s\n' "$name" "$mode" "$(bounds "$name")"
 	printf '    spin: %s states stored, depth %s, %s s, %s MB; %s\n' "${states:-?}" \
 		"${depth:-?}" "${secs:-?}" "${mem:-?}" "$got"
-	[ -f "$dir/memslots.pml.trail" ] && keep_trail "$name"
+	[ -f "$dir/$(basename "$(pml_of "$name")").trail" ] && keep_trail "$name"
 	return 0
 }
 
 keep_trail() {
-	local fresh=$tmp/$1/memslots.pml.trail kept=$model_dir/trails/$1.trail
+	local fresh kept=$model_dir/trails/$1.trail
+	fresh=$tmp/$1/$(basename "$(pml_of "$1")").trail
 	if [ "$save_trails" = 1 ]; then
 		mkdir -p "$model_dir/trails" && cp "$fresh" "$kept"
 		echo "    trail: saved as model/trails/$1.trail"
