@@ -256,11 +256,16 @@ static void node_remove_at(struct slot_index_node *n, unsigned int i)
 	n->start[n->nr] = UINT64_MAX;
 }
 
-/* Move the upper half of a full node into a new right sibling. */
-static struct slot_index_node *node_split(struct slot_index_node *n, struct node_reserve *res)
+/*
+ * Move the upper half of a full node into a new right sibling; for an
+ * append to the right edge (ascending insertions), move nothing, so that
+ * the node stays full and the new one takes the entry.
+ */
+static struct slot_index_node *node_split(struct slot_index_node *n, struct node_reserve *res,
+					  bool append)
 {
 	struct slot_index_node *right = node_take(res, n->leaf);
-	unsigned int half = n->nr / 2;
+	unsigned int half = append ? n->nr : n->nr / 2;
 
 	right->nr = n->nr - half;
 	memcpy(right->start, &n->start[half], right->nr * sizeof(n->start[0]));
@@ -272,24 +277,29 @@ static struct slot_index_node *node_split(struct slot_index_node *n, struct node
 	return right;
 }
 
-/* Insert below n; returns the new right sibling if n had to split. */
+/*
+ * Insert below n; returns the new right sibling if n had to split.
+ * rightmost: n is the last node of its level.
+ */
 static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t start, uint64_t end,
-					   void *value, struct node_reserve *res)
+					   void *value, struct node_reserve *res, bool rightmost)
 {
 	unsigned int rank = node_rank_entry(n, start, value), i;
 	struct slot_index_node *split;
 
 	if (n->leaf) {
 		i = rank;
-		split = n->nr == SLOT_INDEX_FANOUT ? node_split(n, res) : NULL;
-		if (split && i > n->nr)
+		split = n->nr == SLOT_INDEX_FANOUT
+			    ? node_split(n, res, rightmost && i == SLOT_INDEX_FANOUT)
+			    : NULL;
+		if (split && i >= n->nr && (i > n->nr || !split->nr))
 			node_insert_at(split, i - n->nr, start, end, value);
 		else
 			node_insert_at(n, i, start, end, value);
 		return split;
 	}
 	i = rank ? rank - 1 : 0;
-	split = node_insert(n->child[i], start, end, value, res);
+	split = node_insert(n->child[i], start, end, value, res, rightmost && i == n->nr - 1);
 	node_update_child(n, i);
 	if (!split)
 		return NULL;
@@ -299,8 +309,9 @@ static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t s
 		return NULL;
 	}
 	{
-		struct slot_index_node *right = node_split(n, res);
-		struct slot_index_node *into = i + 1 > n->nr ? right : n;
+		struct slot_index_node *right =
+		    node_split(n, res, rightmost && i + 1 == SLOT_INDEX_FANOUT);
+		struct slot_index_node *into = i + 1 > n->nr || !right->nr ? right : n;
 		unsigned int at = into == right ? i + 1 - n->nr : i + 1;
 
 		node_insert_at(into, at, 0, 0, split);
@@ -311,16 +322,16 @@ static struct slot_index_node *node_insert(struct slot_index_node *n, uint64_t s
 
 /*
  * The tallest the tree can grow in k more insertions.  Only a root split
- * adds a level.  After one, the new root has two children and needs six
- * more splits below it to split again; the nodes those come from were made
- * by splits too and need four more each, and so on down: the splits needed
- * grow by four per level, so k insertions add at most 2 + log4(k) levels.
+ * adds a level, and it needs a full root; after one, the new root has two
+ * children and needs six more splits below it to split again, and each of
+ * those levels in turn needs at least twice as many insertions as the one
+ * above: k insertions add at most 2 + log2(k) levels.
  */
 static unsigned long height_bound(const struct slot_index *index, unsigned long k)
 {
 	unsigned long h = index->height + 2;
 
-	for (; k >= 4; k /= 4)
+	for (; k >= 2; k /= 2)
 		h++;
 	return h;
 }
@@ -338,11 +349,14 @@ static unsigned long count_full(const struct slot_index_node *n, unsigned int he
 /*
  * Nodes that k insertions can need.  One insertion splits at most one node
  * per level and may add a root: k * (height + 1).  For many insertions that
- * is far too many: a node splits only when full, and a node that was not
- * full needs at least two insertions below it before it splits (seven
- * entries, one to fill it, one to split it), so at each level the splits are
- * at most the full nodes there plus half the splits below: in all at most
- * twice the full nodes, plus k, plus the new roots.
+ * is far too many.  Count the splits of one level instead: a node full at
+ * the start splits on one arrival; any other needs two at least (one to
+ * fill it, one to split it), and the halves of a split need four more; an
+ * append split leaves a full node behind (one more split on one arrival),
+ * but its new node needs eight arrivals before the next append split.  So
+ * a level's splits are at most its full nodes + 1 + (1/2 + 1/7) of the
+ * entries arriving from below, and summed over the levels at most
+ * 2.8 * (full nodes + levels) + 1.8 * k: 3 * (full + height + 1) + 2k.
  */
 static unsigned long nodes_needed(const struct slot_index *index, unsigned long k,
 				  unsigned long height)
@@ -351,7 +365,7 @@ static unsigned long nodes_needed(const struct slot_index *index, unsigned long 
 
 	if (k <= 2)
 		return naive;
-	counted = 2 * count_full(index->root, index->height) + k + height + 1;
+	counted = 3 * (count_full(index->root, index->height) + height + 1) + 2 * k;
 	return counted < naive ? counted : naive;
 }
 
@@ -388,13 +402,12 @@ int slot_index_insert(struct slot_index *index, uint64_t start, uint64_t end, vo
 	return r;
 }
 
-void slot_index_insert_reserved(struct slot_index *index, uint64_t start, uint64_t end,
-				void *value)
+void slot_index_insert_reserved(struct slot_index *index, uint64_t start, uint64_t end, void *value)
 {
 	struct node_reserve *res = &index->spare;
 	struct slot_index_node *split, *root;
 
-	split = node_insert(index->root, start, end, value, res);
+	split = node_insert(index->root, start, end, value, res, true);
 	if (split) {
 		root = node_take(res, false);
 		root->child[0] = index->root;
