@@ -522,7 +522,8 @@ static void test_end_on_another_thread(void **state)
 	}
 }
 
-struct left_open {
+/* A thread that runs one call for a test, its result and whether it returned. */
+struct helper_thread {
 	pthread_t thread;
 	struct ms_vm *vm;
 	uint64_t start;
@@ -532,7 +533,7 @@ struct left_open {
 
 static void *open_and_exit_main(void *arg)
 {
-	struct left_open *t = arg;
+	struct helper_thread *t = arg;
 
 	t->result = ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, true);
 	return NULL;
@@ -540,7 +541,7 @@ static void *open_and_exit_main(void *arg)
 
 static void *access_main(void *arg)
 {
-	struct left_open *t = arg;
+	struct helper_thread *t = arg;
 	struct ms_vcpu *vcpu;
 	char c;
 
@@ -565,8 +566,8 @@ static void test_start_left_open_by_exited_thread(void **state)
 	for (size_t i = 0; i < sizeof(gates) / sizeof(gates[0]); i++) {
 		struct ms_vm *vm = vm_new(gates[i], NULL, NULL);
 		char *h = test_host_alloc(1);
-		struct left_open opener = { .vm = vm, .start = (uintptr_t)h };
-		struct left_open reader = { .vm = vm };
+		struct helper_thread opener = { .vm = vm, .start = (uintptr_t)h };
+		struct helper_thread reader = { .vm = vm };
 
 		set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
 		pthread_create(&opener.thread, NULL, open_and_exit_main, &opener);
@@ -584,17 +585,10 @@ static void test_start_left_open_by_exited_thread(void **state)
 	}
 }
 
-struct nonblock_thread {
-	pthread_t thread;
-	struct ms_vm *vm;
-	uint64_t start;
-	int result;
-	atomic_bool done;
-};
 
 static void *nonblock_main(void *arg)
 {
-	struct nonblock_thread *t = arg;
+	struct helper_thread *t = arg;
 
 	t->result = ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, false);
 	atomic_store(&t->done, true);
@@ -617,7 +611,7 @@ static void test_rwsem_nonblockable_refuses(void **state)
 	char *h = test_host_alloc(4);
 	uint64_t s = (uintptr_t)h;
 	struct zapper u = { .vm = vm };
-	struct nonblock_thread t = { .vm = vm, .start = s + 3 * MS_PAGE_SIZE };
+	struct helper_thread t = { .vm = vm, .start = s + 3 * MS_PAGE_SIZE };
 	struct ms_stats before;
 
 	set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
