@@ -51,6 +51,8 @@
 #define ID_SHIFT 48
 /* Spare leaves kept between updates; a transaction may reserve more for a while. */
 #define MAX_SPARE 4
+/* What a transaction's reservation leaves behind, kept for the next (48 KiB at most). */
+#define KEEP_SPARE 128
 
 struct gfn_entry {
 	uint64_t info, hva;
@@ -287,7 +289,7 @@ int gfn_index_reserve(struct gfn_index *index, unsigned long inserts)
 
 void gfn_index_trim(struct gfn_index *index)
 {
-	while (index->nr_spares > MAX_SPARE)
+	while (index->nr_spares > KEEP_SPARE)
 		free(leaf_take(index));
 }
 

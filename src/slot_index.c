@@ -25,6 +25,12 @@
 #define SLOT_INDEX_MAX_HEIGHT 24
 /* Spares kept between updates; a transaction may reserve more for a while. */
 #define SLOT_INDEX_MAX_SPARE (2 * (SLOT_INDEX_MAX_HEIGHT + 2))
+/*
+ * Spares a transaction's reservation leaves behind that are kept for the
+ * next one (160 KiB at most): allocating and freeing them again was most
+ * of a batch's cost.
+ */
+#define SLOT_INDEX_KEEP_SPARE 512
 
 struct slot_index_node {
 	/* Leaves: entry starts.  Internal: each child's smallest start. */
@@ -389,7 +395,7 @@ int slot_index_reserve(struct slot_index *index, unsigned long inserts)
 
 void slot_index_trim(struct slot_index *index)
 {
-	while (index->spare.nr > SLOT_INDEX_MAX_SPARE)
+	while (index->spare.nr > SLOT_INDEX_KEEP_SPARE)
 		free(node_take(&index->spare, true));
 }
 
