@@ -512,7 +512,16 @@ static void fence_remove(struct gfn_index *index, unsigned long li)
  */
 static struct gfn_leaf *leaf_split(struct gfn_index *index, unsigned long li, unsigned int *i)
 {
-	struct gfn_leaf *l = index->leaf[li], *right = leaf_take(index);
+	struct gfn_leaf *l = index->leaf[li], *right;
+
+	/* Unreachable if the reservation is right; then grow here, as no reader sees us. */
+	if (index->nr_leaves == index->capacity) {
+		if (arrays_grow(index, 2 * index->capacity))
+			abort();
+		arrays_adopt(index);
+		index->unreserved++;
+	}
+	right = leaf_take(index);
 	bool append = li == index->nr_leaves - 1 && *i == LEAF_KEYS;
 	unsigned int keep = append ? LEAF_KEYS : (LEAF_KEYS + 1) / 2;
 
