@@ -271,8 +271,8 @@ static int invalidate_range_start(struct ms_vm *vm, struct ms_thread_rec *rec, u
 	}
 	/* Only a start that will have an end is traced. */
 	trace_start(vm, start, end, elided, gen);
-	if (!inv)
-		ms_rec_inc(rec, untracked_open);
+	if (!inv) /* atomic: an end on another thread may count it down */
+		atomic_fetch_add_explicit(&rec->untracked_open, 1, memory_order_acq_rel);
 	if (elided)
 		ms_rec_inc(rec, invalidation_starts_elided);
 	return 0;
@@ -308,8 +308,8 @@ int ms_invalidate_range_start(struct ms_vm *vm, uint64_t start, uint64_t end, bo
  * records, or an untracked start of this thread), else decided again.
  * False: there is no start to end.
  */
-static bool end_decision(struct ms_vm *vm, struct ms_open_inv *inv, bool untracked,
-			 uint64_t start, uint64_t end, bool *elided)
+static bool end_decision(struct ms_vm *vm, struct ms_open_inv *inv, bool untracked, uint64_t start,
+			 uint64_t end, bool *elided)
 {
 	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_acquire);
 
@@ -318,8 +318,8 @@ static bool end_decision(struct ms_vm *vm, struct ms_open_inv *inv, bool untrack
 			return false;
 		*elided = invalidate_elided(vm, start, end, &gen);
 	} else if (inv) {
-		*elided = atomic_load_explicit(&inv->decision, memory_order_relaxed) ==
-			  MS_INV_ELIDED;
+		*elided =
+		    atomic_load_explicit(&inv->decision, memory_order_relaxed) == MS_INV_ELIDED;
 	} else if (untracked) {
 		*elided = false;
 	} else {
@@ -331,28 +331,33 @@ static bool end_decision(struct ms_vm *vm, struct ms_open_inv *inv, bool untrack
 
 void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 {
-	struct ms_thread_rec *rec;
-	struct ms_open_inv *inv;
-	bool elided, untracked;
+	struct ms_thread_rec *rec, *untracked = NULL;
+	struct ms_open_inv *inv = NULL;
+	bool elided;
 
 	if (!vm || ms_in_forked_child())
 		return;
 	/* No record here: the start ran on another thread, or never. */
 	rec = ms_thread_rec_peek(vm);
-	inv = start < end ? ms_open_inv_find(vm, rec, start, end) : NULL;
-	untracked = !inv && rec && atomic_load_explicit(&rec->untracked_open, memory_order_relaxed);
+	/* The caller's own starts first, tracked or not, then other threads'. */
+	if (start < end && !(inv = ms_open_inv_find_own(rec, start, end)) &&
+	    !(untracked = ms_untracked_take(vm, rec, true)) &&
+	    !(inv = ms_open_inv_find_other(vm, rec, start, end)))
+		untracked = ms_untracked_take(vm, rec, false);
 	/* Detected where it is certain: nothing is open that this could end. */
-	if (start >= end || !end_decision(vm, inv, untracked, start, end, &elided)) {
+	if (start >= end || !end_decision(vm, inv, untracked != NULL, start, end, &elided)) {
+		if (untracked)
+			atomic_fetch_add_explicit(&untracked->untracked_open, 1,
+						  memory_order_acq_rel);
 		report_unmatched_end(vm, start, end);
 		return;
 	}
-	if (untracked)
-		atomic_store_explicit(&rec->untracked_open, rec->untracked_open - 1,
-				      memory_order_relaxed);
 	ms_lock_acquire(&vm->mn_callback_map, MS_LOCK_SHARED_RECURSIVE);
 	if (elided) {
 		if (rec)
 			ms_rec_inc(rec, invalidation_ends_elided);
+		else
+			ms_stat_inc(vm, elided_ends_without_record);
 	} else {
 		ms_spin_lock(&vm->mmu.mmu_lock);
 		mmu_invalidate_end(vm);
@@ -365,6 +370,8 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 		report_unmatched_end(vm, start, end); /* raced with another unmatched end */
 	else if (rec)
 		ms_rec_inc(rec, invalidations_ended);
+	else
+		ms_stat_inc(vm, ends_without_record);
 	ms_lock_release(&vm->mn_callback_map);
 }
 

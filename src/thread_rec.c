@@ -235,18 +235,45 @@ static struct ms_open_inv *rec_find(struct ms_thread_rec *rec, uint64_t start, u
 	return best;
 }
 
-struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
-				     uint64_t end)
+struct ms_open_inv *ms_open_inv_find_own(struct ms_thread_rec *rec, uint64_t start, uint64_t end)
 {
-	struct ms_open_inv *inv = rec ? rec_find(rec, start, end) : NULL;
+	return rec ? rec_find(rec, start, end) : NULL;
+}
 
-	if (inv)
-		return inv;
-	/* An end on another thread than its start: the slow way. */
+/* An end on another thread than its start: the slow way. */
+struct ms_open_inv *ms_open_inv_find_other(struct ms_vm *vm, struct ms_thread_rec *rec,
+					   uint64_t start, uint64_t end)
+{
+	struct ms_open_inv *inv;
+
 	ms_for_each_thread_rec(vm, other)
 	{
 		if (other != rec && (inv = rec_find(other, start, end)))
 			return inv;
+	}
+	return NULL;
+}
+
+/* One untracked open fewer in rec, if it has one: ends on other threads race the owner. */
+static bool untracked_dec(struct ms_thread_rec *rec)
+{
+	uint64_t n = atomic_load_explicit(&rec->untracked_open, memory_order_relaxed);
+
+	while (n &&
+	       !atomic_compare_exchange_weak_explicit(&rec->untracked_open, &n, n - 1,
+						      memory_order_acq_rel, memory_order_relaxed))
+		;
+	return n;
+}
+
+struct ms_thread_rec *ms_untracked_take(struct ms_vm *vm, struct ms_thread_rec *rec, bool own)
+{
+	if (own)
+		return rec && untracked_dec(rec) ? rec : NULL;
+	ms_for_each_thread_rec(vm, other)
+	{
+		if (other != rec && untracked_dec(other))
+			return other;
 	}
 	return NULL;
 }

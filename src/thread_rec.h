@@ -100,9 +100,17 @@ static inline void ms_exchange_barrier(void)
 
 /* Open an entry for [start, end) in the caller's record; NULL if all are in use. */
 struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, uint64_t end);
-/* The newest open entry for [start, end): the caller's own first, then any thread's. */
-struct ms_open_inv *ms_open_inv_find(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
-				     uint64_t end);
+/* The caller's own newest open entry for [start, end), or NULL. */
+struct ms_open_inv *ms_open_inv_find_own(struct ms_thread_rec *rec, uint64_t start, uint64_t end);
+/* Another thread's newest open entry for [start, end), or NULL. */
+struct ms_open_inv *ms_open_inv_find_other(struct ms_vm *vm, struct ms_thread_rec *rec,
+					   uint64_t start, uint64_t end);
+/*
+ * Count an end against an untracked start (one opened past
+ * MS_THREAD_REC_ENTRIES deep): the caller's own first, then any thread's.
+ * The record it was taken from, or NULL if none has one open.
+ */
+struct ms_thread_rec *ms_untracked_take(struct ms_vm *vm, struct ms_thread_rec *rec, bool own);
 /* Close inv (of rec, the caller's record, or another thread's); false if closed already. */
 bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv);
 

@@ -69,8 +69,8 @@ int ms_gfn_to_hva(struct ms_vcpu *vcpu, unsigned int as_id, uint64_t gfn, bool w
 	/* Address spaces past the VM's have empty caches: their check can wait for a miss. */
 	if (!vcpu || !hva || as_id >= MS_MAX_ADDRESS_SPACES)
 		return -EINVAL;
-	if (ms_in_forked_child())
-		return -ECHILD;
+	if (ms_in_forked_child()) /* arguments first, as everywhere */
+		return as_id >= vcpu->vm->cfg.address_spaces ? -EINVAL : -ECHILD;
 	view = ms_vcpu_hit(vcpu, as_id, gfn);
 	if (__builtin_expect(!view, 0))
 		return gfn_to_hva_miss(vcpu, as_id, gfn, write, hva);

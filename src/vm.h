@@ -74,6 +74,9 @@ struct ms_vm_stats {
 	_Atomic uint64_t in_progress_underflows;
 	_Atomic uint64_t change_pte_misuses;
 	_Atomic uint64_t unmatched_ends;
+	/* Ends on threads with no record for the VM (records count the others). */
+	_Atomic uint64_t ends_without_record;
+	_Atomic uint64_t elided_ends_without_record;
 	_Atomic uint64_t pfn_cache_refreshes;
 	_Atomic uint64_t pfn_cache_retries;
 };

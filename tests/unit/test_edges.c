@@ -585,6 +585,115 @@ static void test_start_left_open_by_exited_thread(void **state)
 	}
 }
 
+/* Ends each page of [start, start + n pages) on its own thread, in order. */
+struct ender {
+	pthread_t thread;
+	struct ms_vm *vm;
+	uint64_t start;
+	unsigned int n;
+};
+
+static void *ender_main(void *arg)
+{
+	struct ender *e = arg;
+
+	for (unsigned int i = 0; i < e->n; i++)
+		ms_invalidate_range_end(e->vm, e->start + i * MS_PAGE_SIZE,
+					e->start + (i + 1) * MS_PAGE_SIZE);
+	return NULL;
+}
+
+static void assert_balanced(struct ms_vm *vm)
+{
+	struct ms_stats st = test_stats(vm);
+
+	assert_int_equal(st.unmatched_ends, 0);
+	assert_int_equal(st.mn_active_invalidate_count, 0);
+	assert_int_equal(st.mmu_invalidate_in_progress, 0);
+	assert_int_equal(st.invalidations_ended, st.invalidations_started);
+	assert_int_equal(st.invalidation_ends_elided, st.invalidation_starts_elided);
+}
+
+/*
+ * Opens past the sixteen a thread's record tracks are matched by ends on
+ * another thread too, and counted; afterwards the opener holds nothing.
+ */
+static void test_untracked_end_on_another_thread(void **state)
+{
+	static const enum ms_gate gates[] = { MS_GATE_COUNT, MS_GATE_FAIR };
+	const unsigned int n = 20;
+
+	for (size_t g = 0; g < sizeof(gates) / sizeof(gates[0]); g++) {
+		struct ms_vm *vm = vm_new(gates[g], NULL, NULL);
+		char *h = test_host_alloc(n);
+		struct ender e = { .vm = vm, .start = (uintptr_t)h, .n = n };
+		struct ms_region r = test_region(0, 1, 2 * GPA, MS_PAGE_SIZE, h, 0);
+		struct ms_vcpu *vcpu;
+		char c;
+
+		set_region(vm, 0, GPA, n * MS_PAGE_SIZE, h);
+		assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+		for (unsigned int i = 0; i < n; i++)
+			assert_int_equal(ms_invalidate_range_start(vm, e.start + i * MS_PAGE_SIZE,
+								   e.start + (i + 1) * MS_PAGE_SIZE,
+								   true),
+					 0);
+		pthread_create(&e.thread, NULL, ender_main, &e);
+		pthread_join(e.thread, NULL);
+		assert_balanced(vm);
+		assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + (n - 1) * MS_PAGE_SIZE, &c, 1), 0);
+		assert_int_equal(ms_set_memory_region(vm, &r), 0);
+		ms_vcpu_destroy(vcpu);
+		ms_vm_destroy(vm);
+		test_host_free(h, n);
+	}
+}
+
+static void *open_page_main(void *arg)
+{
+	struct helper_thread *t = arg;
+
+	t->result = ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, true);
+	atomic_store(&t->done, true);
+	while (atomic_load(&t->done))
+		sched_yield();
+	ms_invalidate_range_end(t->vm, t->start, t->start + MS_PAGE_SIZE);
+	return NULL;
+}
+
+/*
+ * A thread's own untracked open is its end's match before another thread's
+ * tracked one over the same range, which stays open for its own end.
+ */
+static void test_own_untracked_before_other_tracked(void **state)
+{
+	const unsigned int n = 17;
+	struct ms_vm *vm = vm_new(MS_GATE_FAIR, NULL, NULL);
+	char *h = test_host_alloc(n + 1);
+	uint64_t p = (uintptr_t)h + n * MS_PAGE_SIZE;
+	struct helper_thread b = { .vm = vm, .start = p };
+
+	set_region(vm, 0, GPA, (n + 1) * MS_PAGE_SIZE, h);
+	pthread_create(&b.thread, NULL, open_page_main, &b);
+	while (!atomic_load(&b.done))
+		sched_yield();
+	assert_int_equal(b.result, 0);
+	for (unsigned int i = 0; i < n - 1; i++)
+		assert_int_equal(ms_invalidate_range_start(vm, (uintptr_t)h + i * MS_PAGE_SIZE,
+							   (uintptr_t)h + (i + 1) * MS_PAGE_SIZE,
+							   true),
+				 0);
+	assert_int_equal(ms_invalidate_range_start(vm, p, p + MS_PAGE_SIZE, true), 0);
+	ms_invalidate_range_end(vm, p, p + MS_PAGE_SIZE);
+	for (unsigned int i = 0; i < n - 1; i++)
+		ms_invalidate_range_end(vm, (uintptr_t)h + i * MS_PAGE_SIZE,
+					(uintptr_t)h + (i + 1) * MS_PAGE_SIZE);
+	atomic_store(&b.done, false);
+	pthread_join(b.thread, NULL);
+	assert_balanced(vm);
+	ms_vm_destroy(vm);
+	test_host_free(h, n + 1);
+}
 
 static void *nonblock_main(void *arg)
 {
@@ -656,7 +765,12 @@ static void test_fork_child_fails_cleanly(void **state)
 	int status = -1;
 	pid_t pid;
 
+	struct ms_vcpu *parent_vcpu;
+	uint64_t hva;
+
 	set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+	assert_int_equal(ms_vcpu_create(vm, &parent_vcpu), 0);
+	assert_int_equal(ms_gfn_to_hva(parent_vcpu, 0, GPA >> MS_PAGE_SHIFT, false, &hva), 0);
 	pthread_create(&reader.thread, NULL, spin_reader_main, &reader);
 	assert_true(test_wait_until(test_stats(vm).entries_present == 1));
 	pid = fork();
@@ -666,6 +780,10 @@ static void test_fork_child_fails_cleanly(void **state)
 		struct ms_vm *other;
 
 		alarm(20);
+		/* Even a cached translation: and bad arguments are still -EINVAL first. */
+		if (ms_gfn_to_hva(parent_vcpu, 0, GPA >> MS_PAGE_SHIFT, false, &hva) != -ECHILD ||
+		    ms_gfn_to_hva(parent_vcpu, vm->cfg.address_spaces, 0, false, &hva) != -EINVAL)
+			_exit(1);
 		if (ms_set_memory_region(vm, &r) != -ECHILD ||
 		    ms_invalidate_range_start(vm, (uintptr_t)h, (uintptr_t)h + 1, true) !=
 			-ECHILD ||
@@ -681,6 +799,7 @@ static void test_fork_child_fails_cleanly(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 	atomic_store(&reader.done, true);
 	pthread_join(reader.thread, NULL);
+	ms_vcpu_destroy(parent_vcpu);
 	ms_vm_destroy(vm);
 	test_host_free(h, 2);
 }
@@ -729,6 +848,8 @@ int main(void)
 		cmocka_unit_test(test_own_invalidation_union),
 		cmocka_unit_test(test_end_on_another_thread),
 		cmocka_unit_test(test_start_left_open_by_exited_thread),
+		cmocka_unit_test(test_untracked_end_on_another_thread),
+		cmocka_unit_test(test_own_untracked_before_other_tracked),
 		cmocka_unit_test(test_rwsem_nonblockable_refuses),
 		cmocka_unit_test(test_fork_child_fails_cleanly),
 		cmocka_unit_test(test_null_arguments),
