@@ -248,10 +248,15 @@ static int invalidate_range_start(struct ms_vm *vm, struct ms_thread_rec *rec, u
 				  uint64_t end, bool blockable)
 {
 	struct ms_open_inv *inv = ms_open_inv_push(rec, start, end);
-	/* Pairs with invalidate_end in ms_invalidate_range_end(). */
-	enum ms_gate_entry entry = vm->gate_ops->invalidate_begin(vm, inv, blockable);
-	uint64_t gen = atomic_load_explicit(&vm->generation, memory_order_acquire);
+	enum ms_gate_entry entry;
+	uint64_t gen;
 	bool elided;
+
+	if (!inv)
+		ms_untracked_open(rec);
+	/* Pairs with invalidate_end in ms_invalidate_range_end(). */
+	entry = vm->gate_ops->invalidate_begin(vm, inv, blockable);
+	gen = atomic_load_explicit(&vm->generation, memory_order_acquire);
 
 	if (entry == MS_GATE_REFUSED)
 		goto refused;
@@ -271,14 +276,16 @@ static int invalidate_range_start(struct ms_vm *vm, struct ms_thread_rec *rec, u
 	}
 	/* Only a start that will have an end is traced. */
 	trace_start(vm, start, end, elided, gen);
-	if (!inv) /* atomic: an end on another thread may count it down */
-		atomic_fetch_add_explicit(&rec->untracked_open, 1, memory_order_acq_rel);
 	if (elided)
 		ms_rec_inc(rec, invalidation_starts_elided);
+	if (inv)
+		ms_open_inv_started(inv);
 	return 0;
 refused:
 	if (inv)
-		ms_open_inv_close(rec, inv);
+		ms_open_inv_close(inv);
+	else
+		ms_untracked_refused(rec);
 	ms_stat_inc(vm, invalidations_refused);
 	return -EAGAIN;
 }
@@ -339,16 +346,11 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 		return;
 	/* No record here: the start ran on another thread, or never. */
 	rec = ms_thread_rec_peek(vm);
-	/* The caller's own starts first, tracked or not, then other threads'. */
-	if (start < end && !(inv = ms_open_inv_find_own(rec, start, end)) &&
-	    !(untracked = ms_untracked_take(vm, rec, true)) &&
-	    !(inv = ms_open_inv_find_other(vm, rec, start, end)))
-		untracked = ms_untracked_take(vm, rec, false);
+	if (start < end)
+		inv = ms_end_match(vm, rec, start, end, &untracked);
 	/* Detected where it is certain: nothing is open that this could end. */
 	if (start >= end || !end_decision(vm, inv, untracked != NULL, start, end, &elided)) {
-		if (untracked)
-			atomic_fetch_add_explicit(&untracked->untracked_open, 1,
-						  memory_order_acq_rel);
+		ms_end_unmatch(inv, untracked);
 		report_unmatched_end(vm, start, end);
 		return;
 	}
@@ -363,8 +365,8 @@ void ms_invalidate_range_end(struct ms_vm *vm, uint64_t start, uint64_t end)
 		mmu_invalidate_end(vm);
 		ms_spin_unlock(&vm->mmu.mmu_lock);
 	}
-	if (inv)
-		ms_open_inv_close(rec, inv);
+	/* After the count is down: the record holds the pages until then. */
+	ms_end_done(inv, untracked);
 	/* Pairs with invalidate_begin in ms_invalidate_range_start(). */
 	if (!vm->gate_ops->invalidate_end(vm))
 		report_unmatched_end(vm, start, end); /* raced with another unmatched end */

@@ -103,7 +103,8 @@ void ms_thread_recs_destroy(struct ms_vm *vm)
  */
 static bool rec_idle(const struct ms_thread_rec *rec)
 {
-	if (atomic_load_explicit(&rec->untracked_open, memory_order_acquire))
+	if (atomic_load_explicit(&rec->untracked_open, memory_order_acquire) ||
+	    atomic_load_explicit(&rec->untracked_ending, memory_order_acquire))
 		return false;
 	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++)
 		if (ms_open_inv_is_open(&rec->inv[i]))
@@ -195,7 +196,8 @@ struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, 
 		atomic_store_explicit(&inv->end, end, memory_order_relaxed);
 		atomic_store_explicit(&inv->seen_gen, 0, memory_order_relaxed);
 		atomic_store_explicit(&inv->decision, MS_INV_UNDECIDED, memory_order_relaxed);
-		inv->opened = ++rec->opens;
+		atomic_store_explicit(&inv->claimed, 1, memory_order_relaxed);
+		atomic_store_explicit(&inv->opened, ++rec->opens, memory_order_relaxed);
 		atomic_store_explicit(&rec->last, i, memory_order_relaxed);
 		/*
 		 * Readers that see it open see its range.  Locked: the full barrier
@@ -209,9 +211,11 @@ struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, 
 	return NULL;
 }
 
+/* Open, of exactly [start, end), and free for an end to claim. */
 static bool inv_matches(struct ms_open_inv *inv, uint64_t start, uint64_t end)
 {
 	return ms_open_inv_is_open(inv) &&
+	       !atomic_load_explicit(&inv->claimed, memory_order_acquire) &&
 	       atomic_load_explicit(&inv->start, memory_order_relaxed) == start &&
 	       atomic_load_explicit(&inv->end, memory_order_relaxed) == end;
 }
@@ -220,41 +224,72 @@ static struct ms_open_inv *rec_find(struct ms_thread_rec *rec, uint64_t start, u
 {
 	struct ms_open_inv *best =
 	    &rec->inv[atomic_load_explicit(&rec->last, memory_order_relaxed)];
+	uint64_t best_opened = 0;
 
 	/* The entry opened last is the newest: if it matches, it is the one. */
 	if (inv_matches(best, start, end))
 		return best;
 	best = NULL;
-
 	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
 		struct ms_open_inv *inv = &rec->inv[i];
+		uint64_t opened = atomic_load_explicit(&inv->opened, memory_order_relaxed);
 
-		if (inv_matches(inv, start, end) && (!best || inv->opened > best->opened))
+		if (inv_matches(inv, start, end) && (!best || opened > best_opened)) {
 			best = inv;
+			best_opened = opened;
+		}
 	}
 	return best;
 }
 
-struct ms_open_inv *ms_open_inv_find_own(struct ms_thread_rec *rec, uint64_t start, uint64_t end)
+/*
+ * Claim inv for an end of [start, end): false if another end got it first,
+ * or if it was closed and opened again (for another range, perhaps) since
+ * it was found.
+ */
+static bool inv_claim(struct ms_open_inv *inv, uint64_t start, uint64_t end)
 {
-	return rec ? rec_find(rec, start, end) : NULL;
+	uint64_t seq = atomic_load_explicit(&inv->seq, memory_order_acquire);
+	uint8_t unclaimed = 0;
+
+	if (!(seq & 1) ||
+	    !atomic_compare_exchange_strong_explicit(&inv->claimed, &unclaimed, 1,
+						     memory_order_acq_rel, memory_order_relaxed))
+		return false;
+	if (atomic_load_explicit(&inv->seq, memory_order_acquire) == seq &&
+	    atomic_load_explicit(&inv->start, memory_order_relaxed) == start &&
+	    atomic_load_explicit(&inv->end, memory_order_relaxed) == end)
+		return true;
+	atomic_store_explicit(&inv->claimed, 0, memory_order_release);
+	return false;
 }
 
-/* An end on another thread than its start: the slow way. */
-struct ms_open_inv *ms_open_inv_find_other(struct ms_vm *vm, struct ms_thread_rec *rec,
-					   uint64_t start, uint64_t end)
+/* The newest entry of [start, end), own record first, claimed; NULL if there is none. */
+static struct ms_open_inv *claim_tracked(struct ms_vm *vm, struct ms_thread_rec *rec,
+					 uint64_t start, uint64_t end)
 {
 	struct ms_open_inv *inv;
 
+	while (rec && (inv = rec_find(rec, start, end)))
+		if (inv_claim(inv, start, end))
+			return inv;
 	ms_for_each_thread_rec(vm, other)
 	{
-		if (other != rec && (inv = rec_find(other, start, end)))
-			return inv;
+		while (other != rec && (inv = rec_find(other, start, end)))
+			if (inv_claim(inv, start, end))
+				return inv;
 	}
 	return NULL;
 }
 
-/* One untracked open fewer in rec, if it has one: ends on other threads race the owner. */
+void ms_untracked_open(struct ms_thread_rec *rec)
+{
+	/* Locked: the full barrier before the start's reads, as for an entry's open. */
+	atomic_fetch_add_explicit(&rec->untracked_open, 1, memory_order_seq_cst);
+	ms_exchange_barrier();
+}
+
+/* Down by one unless an end took it already (a racing end of another start). */
 static bool untracked_dec(struct ms_thread_rec *rec)
 {
 	uint64_t n = atomic_load_explicit(&rec->untracked_open, memory_order_relaxed);
@@ -266,45 +301,87 @@ static bool untracked_dec(struct ms_thread_rec *rec)
 	return n;
 }
 
-struct ms_thread_rec *ms_untracked_take(struct ms_vm *vm, struct ms_thread_rec *rec, bool own)
+void ms_untracked_refused(struct ms_thread_rec *rec)
 {
-	if (own)
-		return rec && untracked_dec(rec) ? rec : NULL;
+	untracked_dec(rec);
+}
+
+/* One untracked start of rec taken by an end, which holds on (untracked_ending) until done. */
+static bool untracked_take(struct ms_thread_rec *rec)
+{
+	atomic_fetch_add_explicit(&rec->untracked_ending, 1, memory_order_acq_rel);
+	if (untracked_dec(rec))
+		return true;
+	atomic_fetch_sub_explicit(&rec->untracked_ending, 1, memory_order_acq_rel);
+	return false;
+}
+
+struct ms_open_inv *ms_end_match(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
+				 uint64_t end, struct ms_thread_rec **untracked)
+{
+	struct ms_open_inv *inv = claim_tracked(vm, rec, start, end);
+
+	*untracked = NULL;
+	if (inv)
+		return inv;
+	/* An untracked start has no range: only after every exact match. */
+	if (rec && untracked_take(rec)) {
+		*untracked = rec;
+		return NULL;
+	}
 	ms_for_each_thread_rec(vm, other)
 	{
-		if (other != rec && untracked_dec(other))
-			return other;
+		if (other != rec && untracked_take(other)) {
+			*untracked = other;
+			return NULL;
+		}
 	}
 	return NULL;
 }
 
-bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv)
+void ms_end_unmatch(struct ms_open_inv *inv, struct ms_thread_rec *untracked)
 {
-	uint64_t seq = atomic_load_explicit(&inv->seq, memory_order_relaxed);
-	bool owner = rec && inv >= rec->inv && inv < rec->inv + MS_THREAD_REC_ENTRIES;
-
-	if (!(seq & 1))
-		return false;
-	/*
-	 * An updater that sees it closed sees the end's work done; locked, so
-	 * the end's read of the fair gate's update_waiting comes after it.
-	 * Only a second end of the same start could race the owner's store.
-	 */
-	if (owner) {
-		atomic_exchange_explicit(&inv->seq, seq + 1, memory_order_seq_cst);
-	} else if (!atomic_compare_exchange_strong_explicit(
-		       &inv->seq, &seq, seq + 1, memory_order_seq_cst, memory_order_relaxed)) {
-		return false;
+	if (inv)
+		atomic_store_explicit(&inv->claimed, 0, memory_order_release);
+	if (untracked) {
+		atomic_fetch_add_explicit(&untracked->untracked_open, 1, memory_order_acq_rel);
+		atomic_fetch_sub_explicit(&untracked->untracked_ending, 1, memory_order_acq_rel);
 	}
+}
+
+/*
+ * An updater that sees it closed sees the end's work done; locked, so the
+ * end's read of the fair gate's update_waiting comes after it.
+ */
+void ms_open_inv_close(struct ms_open_inv *inv)
+{
+	atomic_exchange_explicit(&inv->seq,
+				 atomic_load_explicit(&inv->seq, memory_order_relaxed) + 1,
+				 memory_order_seq_cst);
 	ms_exchange_barrier();
-	return true;
+}
+
+void ms_open_inv_started(struct ms_open_inv *inv)
+{
+	atomic_store_explicit(&inv->claimed, 0, memory_order_release);
+}
+
+void ms_end_done(struct ms_open_inv *inv, struct ms_thread_rec *untracked)
+{
+	if (inv)
+		ms_open_inv_close(inv);
+	if (untracked) {
+		atomic_fetch_sub_explicit(&untracked->untracked_ending, 1, memory_order_seq_cst);
+		ms_exchange_barrier();
+	}
 }
 
 bool ms_rec_holds(const struct ms_thread_rec *rec, uint64_t lo, uint64_t hi, enum ms_hold which)
 {
-	/* Untracked starts never elide. */
+	/* Untracked starts never elide under the fair gate, the only one that asks. */
 	if (which != MS_HOLD_ELIDED &&
-	    atomic_load_explicit(&rec->untracked_open, memory_order_relaxed))
+	    (atomic_load_explicit(&rec->untracked_open, memory_order_relaxed) ||
+	     atomic_load_explicit(&rec->untracked_ending, memory_order_relaxed)))
 		return true;
 	for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
 		const struct ms_open_inv *inv = &rec->inv[i];

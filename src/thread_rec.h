@@ -29,9 +29,16 @@ struct ms_open_inv {
 	_Atomic uint64_t start, end;
 	/* MS_GATE_FAIR: the update announcement the start saw (0: not yet looked). */
 	_Atomic uint64_t seen_gen;
-	uint64_t opened; /* the record's open counter at start: the newest matches first */
+	/* The record's open counter at start: the newest matches first. */
+	_Atomic uint64_t opened;
 	/* The start's decision, published after seen_gen. */
 	_Atomic uint8_t decision;
+	/*
+	 * Set while the start runs and once an end has claimed it: an end
+	 * claims (compare-and-swap from 0) before it closes, so that two ends
+	 * never take the same start and an end never takes one not yet begun.
+	 */
+	_Atomic uint8_t claimed;
 };
 
 enum { MS_INV_UNDECIDED, MS_INV_ELIDED, MS_INV_UNELIDED };
@@ -48,8 +55,14 @@ struct ms_thread_rec {
 	uint64_t opens;			      /* owner only */
 	/* The entry opened last: where the matching end usually is. */
 	_Atomic unsigned int last;
-	/* Starts past MS_THREAD_REC_ENTRIES deep: unelided, their ends not matched. */
+	/*
+	 * Starts past MS_THREAD_REC_ENTRIES deep, with no range: counted when
+	 * they begin, until an end (of this thread or any) takes one, and that
+	 * end counts itself in untracked_ending until its work is done, so that
+	 * the record holds every range meanwhile.
+	 */
 	_Atomic uint64_t untracked_open;
+	_Atomic uint64_t untracked_ending;
 	/* Counters of the hot path: owner-written, summed by ms_vm_stats. */
 	_Atomic uint64_t invalidations_started;
 	_Atomic uint64_t invalidations_ended;
@@ -100,19 +113,30 @@ static inline void ms_exchange_barrier(void)
 
 /* Open an entry for [start, end) in the caller's record; NULL if all are in use. */
 struct ms_open_inv *ms_open_inv_push(struct ms_thread_rec *rec, uint64_t start, uint64_t end);
-/* The caller's own newest open entry for [start, end), or NULL. */
-struct ms_open_inv *ms_open_inv_find_own(struct ms_thread_rec *rec, uint64_t start, uint64_t end);
-/* Another thread's newest open entry for [start, end), or NULL. */
-struct ms_open_inv *ms_open_inv_find_other(struct ms_vm *vm, struct ms_thread_rec *rec,
-					   uint64_t start, uint64_t end);
 /*
- * Count an end against an untracked start (one opened past
- * MS_THREAD_REC_ENTRIES deep): the caller's own first, then any thread's.
- * The record it was taken from, or NULL if none has one open.
+ * A start past MS_THREAD_REC_ENTRIES deep counts itself before it raises
+ * anything, so that its pages are held from then on; a refused one drops
+ * the count again.
  */
-struct ms_thread_rec *ms_untracked_take(struct ms_vm *vm, struct ms_thread_rec *rec, bool own);
-/* Close inv (of rec, the caller's record, or another thread's); false if closed already. */
-bool ms_open_inv_close(const struct ms_thread_rec *rec, struct ms_open_inv *inv);
+void ms_untracked_open(struct ms_thread_rec *rec);
+void ms_untracked_refused(struct ms_thread_rec *rec);
+/* The start of inv has returned: ends may claim it now. */
+void ms_open_inv_started(struct ms_open_inv *inv);
+/*
+ * What an end of [start, end) ends: an open entry of exactly that range,
+ * the caller's own newest first, then any thread's (claimed, *untracked
+ * NULL); else an untracked start, the caller's own first, then any
+ * thread's (*untracked its record, counted in untracked_ending); else
+ * nothing (NULL, *untracked NULL).
+ */
+struct ms_open_inv *ms_end_match(struct ms_vm *vm, struct ms_thread_rec *rec, uint64_t start,
+				 uint64_t end, struct ms_thread_rec **untracked);
+/* Give back what ms_end_match took, for an end that does not go on. */
+void ms_end_unmatch(struct ms_open_inv *inv, struct ms_thread_rec *untracked);
+/* The end's work is done: close the claimed entry, or the untracked end. */
+void ms_end_done(struct ms_open_inv *inv, struct ms_thread_rec *untracked);
+/* A refused start closes its own entry (still claimed by it). */
+void ms_open_inv_close(struct ms_open_inv *inv);
 
 /*
  * Does rec hold an open invalidation overlapping [lo, hi): any, one that

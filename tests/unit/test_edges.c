@@ -649,6 +649,99 @@ static void test_untracked_end_on_another_thread(void **state)
 	}
 }
 
+static void *start_page_main(void *arg)
+{
+	struct helper_thread *t = arg;
+
+	t->result = ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, true);
+	return NULL;
+}
+
+static void *end_page_main(void *arg)
+{
+	struct helper_thread *t = arg;
+
+	ms_invalidate_range_end(t->vm, t->start, t->start + MS_PAGE_SIZE);
+	return NULL;
+}
+
+static void *start_end_page_main(void *arg)
+{
+	struct helper_thread *t = arg;
+
+	if (!ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, true))
+		ms_invalidate_range_end(t->vm, t->start, t->start + MS_PAGE_SIZE);
+	return NULL;
+}
+
+/*
+ * A thread with an untracked start open ends another thread's range: the
+ * end is that range's, not its own untracked start's, which its own last
+ * end then finds.
+ */
+static void test_end_of_other_range_with_untracked_open(void **state)
+{
+	static const enum ms_gate gates[] = { MS_GATE_COUNT, MS_GATE_FAIR };
+	const unsigned int n = 17;
+
+	for (size_t g = 0; g < sizeof(gates) / sizeof(gates[0]); g++) {
+		struct ms_vm *vm = vm_new(gates[g], NULL, NULL);
+		char *h = test_host_alloc(n + 1);
+		struct helper_thread b = { .vm = vm, .start = (uintptr_t)h + n * MS_PAGE_SIZE };
+		struct ms_region r = test_region(0, 1, 4 * GPA, MS_PAGE_SIZE, h, 0);
+		struct ms_vcpu *vcpu;
+		char c;
+
+		set_region(vm, 0, GPA, (n + 1) * MS_PAGE_SIZE, h);
+		for (unsigned int i = 0; i < n; i++)
+			assert_int_equal(
+			    ms_invalidate_range_start(vm, (uintptr_t)h + i * MS_PAGE_SIZE,
+						      (uintptr_t)h + (i + 1) * MS_PAGE_SIZE, true),
+			    0);
+		pthread_create(&b.thread, NULL, start_page_main, &b);
+		pthread_join(b.thread, NULL);
+		assert_int_equal(b.result, 0);
+		ms_invalidate_range_end(vm, b.start, b.start + MS_PAGE_SIZE);
+		for (unsigned int i = n; i-- > 0;)
+			ms_invalidate_range_end(vm, (uintptr_t)h + i * MS_PAGE_SIZE,
+						(uintptr_t)h + (i + 1) * MS_PAGE_SIZE);
+		assert_balanced(vm);
+		assert_int_equal(ms_vcpu_create(vm, &vcpu), 0);
+		assert_int_equal(ms_vcpu_read(vcpu, 0, GPA + n * MS_PAGE_SIZE, &c, 1), 0);
+		assert_int_equal(ms_set_memory_region(vm, &r), 0);
+		ms_vcpu_destroy(vcpu);
+		ms_vm_destroy(vm);
+		test_host_free(h, n + 1);
+	}
+}
+
+/*
+ * Two ends racing for the same range, one from a thread whose own start of
+ * it is open and one from a thread with no record: each takes one start,
+ * never both the same, so every round ends balanced.
+ */
+static void test_racing_ends_of_one_range(void **state)
+{
+	struct ms_vm *vm = vm_new(MS_GATE_FAIR, NULL, NULL);
+	char *h = test_host_alloc(1);
+	uint64_t p = (uintptr_t)h;
+
+	set_region(vm, 0, GPA, MS_PAGE_SIZE, h);
+	for (int round = 0; round < 1500; round++) {
+		struct helper_thread own = { .vm = vm, .start = p },
+				     other = { .vm = vm, .start = p };
+
+		assert_int_equal(ms_invalidate_range_start(vm, p, p + MS_PAGE_SIZE, true), 0);
+		pthread_create(&own.thread, NULL, start_end_page_main, &own);
+		pthread_create(&other.thread, NULL, end_page_main, &other);
+		pthread_join(own.thread, NULL);
+		pthread_join(other.thread, NULL);
+		assert_balanced(vm);
+	}
+	ms_vm_destroy(vm);
+	test_host_free(h, 1);
+}
+
 static void *open_page_main(void *arg)
 {
 	struct helper_thread *t = arg;
@@ -850,6 +943,8 @@ int main(void)
 		cmocka_unit_test(test_start_left_open_by_exited_thread),
 		cmocka_unit_test(test_untracked_end_on_another_thread),
 		cmocka_unit_test(test_own_untracked_before_other_tracked),
+		cmocka_unit_test(test_end_of_other_range_with_untracked_open),
+		cmocka_unit_test(test_racing_ends_of_one_range),
 		cmocka_unit_test(test_rwsem_nonblockable_refuses),
 		cmocka_unit_test(test_fork_child_fails_cleanly),
 		cmocka_unit_test(test_null_arguments),
