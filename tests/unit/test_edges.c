@@ -755,10 +755,11 @@ static void *open_page_main(void *arg)
 }
 
 /*
- * A thread's own untracked open is its end's match before another thread's
- * tracked one over the same range, which stays open for its own end.
+ * A thread's untracked start and another thread's tracked start of the same
+ * range: an end takes the exact range first, the other end the untracked
+ * start, and every count comes back down.
  */
-static void test_own_untracked_before_other_tracked(void **state)
+static void test_untracked_and_tracked_of_one_range(void **state)
 {
 	const unsigned int n = 17;
 	struct ms_vm *vm = vm_new(MS_GATE_FAIR, NULL, NULL);
@@ -942,7 +943,7 @@ int main(void)
 		cmocka_unit_test(test_end_on_another_thread),
 		cmocka_unit_test(test_start_left_open_by_exited_thread),
 		cmocka_unit_test(test_untracked_end_on_another_thread),
-		cmocka_unit_test(test_own_untracked_before_other_tracked),
+		cmocka_unit_test(test_untracked_and_tracked_of_one_range),
 		cmocka_unit_test(test_end_of_other_range_with_untracked_open),
 		cmocka_unit_test(test_racing_ends_of_one_range),
 		cmocka_unit_test(test_rwsem_nonblockable_refuses),
