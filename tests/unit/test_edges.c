@@ -531,6 +531,7 @@ struct helper_thread {
 	atomic_bool done;
 };
 
+/* Starts an invalidation of its page and returns (the thread may exit with it open). */
 static void *open_and_exit_main(void *arg)
 {
 	struct helper_thread *t = arg;
@@ -649,14 +650,6 @@ static void test_untracked_end_on_another_thread(void **state)
 	}
 }
 
-static void *start_page_main(void *arg)
-{
-	struct helper_thread *t = arg;
-
-	t->result = ms_invalidate_range_start(t->vm, t->start, t->start + MS_PAGE_SIZE, true);
-	return NULL;
-}
-
 static void *end_page_main(void *arg)
 {
 	struct helper_thread *t = arg;
@@ -698,7 +691,7 @@ static void test_end_of_other_range_with_untracked_open(void **state)
 			    ms_invalidate_range_start(vm, (uintptr_t)h + i * MS_PAGE_SIZE,
 						      (uintptr_t)h + (i + 1) * MS_PAGE_SIZE, true),
 			    0);
-		pthread_create(&b.thread, NULL, start_page_main, &b);
+		pthread_create(&b.thread, NULL, open_and_exit_main, &b);
 		pthread_join(b.thread, NULL);
 		assert_int_equal(b.result, 0);
 		ms_invalidate_range_end(vm, b.start, b.start + MS_PAGE_SIZE);
