@@ -556,10 +556,14 @@ void gfn_index_insert_reserved(struct gfn_index *index, const struct ms_memslot 
 	if (split)
 		l = leaf_split(index, li, &i);
 	leaf_insert_at(l, i, gfn, &e);
-	index->level[0][li] = index->leaf[li]->key[0];
-	if (split)
+	/* The fences change only with a split or a new first key. */
+	if (split) {
+		index->level[0][li] = index->leaf[li]->key[0];
 		index->level[0][li + 1] = index->leaf[li + 1]->key[0];
-	levels_sync(index, li);
+		levels_sync(index, li);
+	} else if (!i) {
+		fence_set(index, li);
+	}
 	index->by_id[slot->id] = slot;
 	index->count++;
 }
@@ -583,7 +587,8 @@ static bool leaf_remove(struct gfn_index *index, unsigned long li, const struct 
 			continue;
 		leaf_remove_at(l, i);
 		if (l->nr || index->nr_leaves == 1) {
-			fence_set(index, li);
+			if (!i) /* a new first key, or none */
+				fence_set(index, li);
 		} else {
 			fence_remove(index, li);
 			if (index->nr_spares < MAX_SPARE)
