@@ -8,6 +8,18 @@ failed=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
+# report OK: count the run named $name, exit $rc against $want, output in $out.
+report() {
+	if [ "$1" -eq 1 ]; then
+		echo "stress: $name: ok"
+		passed=$((passed + 1))
+	else
+		echo "stress: $name: FAILED (exit $rc, wanted $want)"
+		sed 's/^/    /' "$out" | tail -n 30
+		failed=$((failed + 1))
+	fi
+}
+
 # check NAME EXPECTED_EXIT PATTERN|"" NEGATIVE_PATTERN|"" -- ARGS...
 check() {
 	name=$1 want=$2 pattern=$3 absent=$4
@@ -18,14 +30,7 @@ check() {
 	[ "$rc" -eq "$want" ] || ok=0
 	[ -z "$pattern" ] || grep -q -- "$pattern" "$out" || ok=0
 	[ -z "$absent" ] || ! grep -q -- "$absent" "$out" || ok=0
-	if [ $ok -eq 1 ]; then
-		echo "stress: $name: ok"
-		passed=$((passed + 1))
-	else
-		echo "stress: $name: FAILED (exit $rc, wanted $want)"
-		sed 's/^/    /' "$out" | tail -n 30
-		failed=$((failed + 1))
-	fi
+	report $ok
 }
 
 check "count gate, default workload: clean" 0 "result: clean" "VIOLATED" -- \
@@ -87,20 +92,15 @@ check_json() {
 	shift 4
 	timeout 120 "$stress" "$@" >"$out" 2>/dev/null
 	rc=$?
-	if [ "$rc" -eq "$want" ] && python3 -c '
+	ok=0
+	[ "$rc" -eq "$want" ] && python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["schema"] == "memslots-stress/1", d["schema"]
 assert d["result"] == sys.argv[2], d["result"]
 assert d["exit_code"] == int(sys.argv[3]), d["exit_code"]
-' "$out" "$result" "$want"; then
-		echo "stress: $name: ok"
-		passed=$((passed + 1))
-	else
-		echo "stress: $name: FAILED (exit $rc, wanted $want)"
-		sed 's/^/    /' "$out" | tail -n 30
-		failed=$((failed + 1))
-	fi
+' "$out" "$result" "$want" && ok=1
+	report $ok
 }
 
 check_json "--json, clean run: result clean" 0 clean -- --gate count --duration 2 --json
