@@ -213,7 +213,7 @@ static void invalidate_memslot(struct ms_vm *vm, struct ms_memslot *old, struct 
 int ms_new_dirty_bitmap(const struct ms_vm *vm, const struct ms_memslot *old,
 			struct ms_memslot *new)
 {
-	if (!(new->flags &MS_MEM_LOG_DIRTY_PAGES))
+	if (!(new->flags & MS_MEM_LOG_DIRTY_PAGES))
 		return 0;
 	if (old && old->dirty_bitmap) {
 		new->dirty_bitmap = old->dirty_bitmap;
@@ -229,7 +229,7 @@ void ms_memslot_replaced(struct ms_vm *vm, struct ms_memslot *old, struct ms_mem
 	 * A new bitmap (logging turned on, also off and on again): faults that
 	 * saw the slot without it are over, so its entries lose write access.
 	 */
-	if (new &&new->dirty_bitmap && (!old || new->dirty_bitmap != old->dirty_bitmap) &&
+	if (new && new->dirty_bitmap && (!old || new->dirty_bitmap != old->dirty_bitmap) &&
 	    !vm->cfg.dirty_log_initially_set)
 		ms_dirty_log_protect_slot(vm, new);
 	/* Unreachable from both sets, and a grace period has passed. */
