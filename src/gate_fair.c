@@ -139,8 +139,7 @@ static void fair_update_begin(struct ms_vm *vm, const struct ms_hva_change *chan
 	atomic_store_explicit(&g->announce_gen, gen, memory_order_release);
 	atomic_store_explicit(&g->update_waiting, true, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	ms_for_each_thread_rec(vm, rec)
-	{
+	ms_for_each_thread_rec(vm, rec) {
 		for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++) {
 			struct ms_open_inv *inv = &rec->inv[i];
 			uint64_t seq = atomic_load_explicit(&inv->seq, memory_order_acquire);
@@ -171,8 +170,7 @@ static long fair_active_invalidations(struct ms_vm *vm)
 {
 	long n = 0;
 
-	ms_for_each_thread_rec(vm, rec)
-	{
+	ms_for_each_thread_rec(vm, rec) {
 		n += atomic_load_explicit(&rec->untracked_open, memory_order_relaxed);
 		for (unsigned int i = 0; i < MS_THREAD_REC_ENTRIES; i++)
 			n += ms_open_inv_is_open(&rec->inv[i]);

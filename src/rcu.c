@@ -74,8 +74,7 @@ void ms_rcu_wait_for_readers(struct ms_vm *vm, enum ms_rcu_domain d)
 
 	/* What the caller unpublished is seen by any section that this misses. */
 	atomic_thread_fence(memory_order_seq_cst);
-	ms_for_each_thread_rec(vm, rec)
-	{
+	ms_for_each_thread_rec(vm, rec) {
 		uint32_t seq = atomic_load_explicit(&rec->rcu_seq[d], memory_order_acquire);
 
 		if (!(seq & 1))

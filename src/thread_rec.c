@@ -117,8 +117,7 @@ static struct ms_thread_rec *rec_claim(struct ms_vm *vm)
 {
 	struct ms_thread_rec *rec;
 
-	ms_for_each_thread_rec(vm, free_rec)
-	{
+	ms_for_each_thread_rec(vm, free_rec) {
 		bool unused = false;
 
 		if (atomic_load_explicit(&free_rec->in_use, memory_order_relaxed) ||
@@ -273,8 +272,7 @@ static struct ms_open_inv *claim_tracked(struct ms_vm *vm, struct ms_thread_rec 
 	while (rec && (inv = rec_find(rec, start, end)))
 		if (inv_claim(inv, start, end))
 			return inv;
-	ms_for_each_thread_rec(vm, other)
-	{
+	ms_for_each_thread_rec(vm, other) {
 		while (other != rec && (inv = rec_find(other, start, end)))
 			if (inv_claim(inv, start, end))
 				return inv;
@@ -329,8 +327,7 @@ struct ms_open_inv *ms_end_match(struct ms_vm *vm, struct ms_thread_rec *rec, ui
 		*untracked = rec;
 		return NULL;
 	}
-	ms_for_each_thread_rec(vm, other)
-	{
+	ms_for_each_thread_rec(vm, other) {
 		if (other != rec && untracked_take(other)) {
 			*untracked = other;
 			return NULL;
@@ -413,8 +410,7 @@ bool ms_pages_invalidated(struct ms_vm *vm, uint64_t lo, uint64_t hi)
 
 	if (!in_union)
 		return false;
-	ms_for_each_thread_rec(vm, rec)
-	{
+	ms_for_each_thread_rec(vm, rec) {
 		if (ms_rec_holds(rec, lo, hi, MS_HOLD_LOCKED))
 			return true;
 	}

@@ -153,8 +153,7 @@ int ms_vm_stats(struct ms_vm *vm, struct ms_stats *out)
 	};
 	out->invalidations_ended = LOAD(ends_without_record);
 	out->invalidation_ends_elided = LOAD(elided_ends_without_record);
-	ms_for_each_thread_rec(vm, rec)
-	{
+	ms_for_each_thread_rec(vm, rec) {
 		out->invalidations_started += REC_LOAD(invalidations_started);
 		out->invalidations_ended += REC_LOAD(invalidations_ended);
 		out->invalidation_starts_elided += REC_LOAD(invalidation_starts_elided);
